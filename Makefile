@@ -1,0 +1,93 @@
+# mailpipe: plain Makefile, sources listed by hand.
+#   make            build every binary into build/
+#   make SAN=1      the same with ASan + UBSan, into build/san/
+#   make run        install what is missing, build, run the whole stack in the foreground
+#   make test       install what is missing, build, run unit and integration tests
+#   make check-format
+
+CC      ?= cc
+SAN     ?= 0
+BUILD   := build
+ifeq ($(SAN),1)
+BUILD   := build/san
+endif
+
+PKGS    := rdkafka jansson libpq hiredis libcurl openssl
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Ilib \
+           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral -Werror=implicit-function-declaration \
+           -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -lm -pthread
+ifeq ($(SAN),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
+           lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
+           lib/idem.c lib/pgconn.c
+INGEST_SRC := fcgi/ingest.c fcgi/webhook.c
+SINK_SRC   := workers/sink.c workers/sink_store.c
+CTL_SRC    := $(wildcard ops/mailpipectl*.c)
+KDEV_SRC   := ops/kafka-dev.c
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_A   := $(BUILD)/libmailpipe.a
+BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl
+UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all run test unit check-format format clean deps
+
+all: $(BINS) $(UNITS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(call obj,$(LIB_SRC))
+	$(AR) rcs $@ $^
+
+$(BUILD)/ingest: $(call obj,$(INGEST_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sink: $(call obj,$(SINK_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mailpipectl: $(call obj,$(CTL_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/kafka-dev: $(call obj,$(KDEV_SRC)) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	ops/install-deps
+
+run: deps
+	$(MAKE) all
+	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) ops/stack run
+
+test: deps
+	$(MAKE) all
+	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) MAILPIPE_SAN=$(SAN) tests/run $(TESTARGS)
+
+unit: all
+	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) tests/run --unit-only
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
+check-format:
+	@clang-format --dry-run --Werror $(FORMAT_SRC)
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,75 @@
+/*
+ * config: one declarative table of every setting mailpipe knows (config.c), one optional
+ * file of `key = value` lines, and an environment override per key:
+ * MAILPIPE_<KEY upper-cased, '.' as '_'>, e.g. MAILPIPE_WEBHOOK_MAX_AGE_SECONDS.
+ * Precedence: environment > file > default.  Unknown keys and bad values are errors that
+ * name their origin (`path:line:` or the variable).
+ */
+#ifndef MAILPIPE_CONFIG_H
+#define MAILPIPE_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+	char *log_level;
+
+	char *kafka_brokers;
+	char *kafka_events_topic;
+	char *kafka_events_dlq_topic;
+	char *kafka_mail_topic;
+	char *kafka_mail_dlq_topic;
+	char *kafka_sink_group;
+	char *kafka_auto_offset_reset;
+	char *kafka_security_protocol;
+	char *kafka_sasl_mechanism;
+	char *kafka_sasl_username;
+	char *kafka_sasl_password;
+	char *kafka_ssl_ca_location;
+	long kafka_linger_ms;
+	long kafka_fetch_wait_max_ms;
+	long kafka_session_timeout_ms;
+	long kafka_max_poll_interval_ms;
+
+	char *ingest_socket;
+	long ingest_socket_mode;
+	long ingest_threads;
+	long ingest_deadline_ms;
+	long ingest_max_body_bytes;
+
+	int webhook_verify;
+	char *webhook_public_key;
+	long webhook_max_age_seconds;
+
+	char *database_url;
+	char *redis_url;
+	char *redis_prefix;
+	long redis_marker_ttl_seconds;
+
+	long sink_batch_max;
+	long sink_batch_ms;
+	long sink_retry_max_ms;
+};
+
+/*
+ * Fills cf with defaults, then the file at path (NULL: $MAILPIPE_CONFIG if set, else no
+ * file), then the environment.  On error returns -1 with a message in err, and cf must
+ * still be released.
+ */
+int config_load(struct config *cf, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Sets one key from its text form; origin prefixes any error ("file:3", "MAILPIPE_X"). */
+int config_set(struct config *cf, const char *key, const char *value, const char *origin,
+	       char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Frees the strings cf owns. */
+void config_release(struct config *cf);
+
+/* Writes the settings table as Markdown (the README's configuration table). */
+void config_write_markdown(FILE *out);
+
+/* Writes the effective settings as `key = value` lines, secrets masked. */
+void config_write_effective(const struct config *cf, FILE *out);
+
+#endif

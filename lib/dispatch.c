@@ -1,0 +1,314 @@
+/*
+ * dispatch: FastCGI thread pool, body reading, routing and replies; see dispatch.h.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "shutdown.h"
+
+struct pool {
+	const struct dispatch_conf *dc;
+	int fd;
+	pthread_mutex_t accept_mu;
+};
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+const char *
+req_param(struct req *r, const char *name)
+{
+	return FCGX_GetParam(name, r->fcgx.envp);
+}
+
+json_t *
+error_entry(const char *field, const char *message)
+{
+	return json_pack("{s:s, s:s?, s:n}", "message", message, "field", field, "help");
+}
+
+static void
+reply_raw(struct req *r, int status, const char *extra_header, const char *body, size_t len)
+{
+	char head[512];
+	int n;
+
+	/* libfcgi's own FCGX_FPrintF knows no %zu: format here, write raw bytes. */
+	n = snprintf(head, sizeof(head),
+		     "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+		     status, status_text(status), r->id, extra_header ? extra_header : "",
+		     extra_header ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "",
+		     body ? len : 0);
+	if (n > 0 && (size_t)n < sizeof(head))
+		FCGX_PutStr(head, n, r->fcgx.out);
+	if (body && len)
+		FCGX_PutStr(body, (int)len, r->fcgx.out);
+	r->status = status;
+}
+
+void
+reply_json(struct req *r, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	if (body && text == NULL) {
+		static const char oom[] =
+			"{\"errors\":[{\"message\":\"out of memory\",\"field\":null,\"help\":null}]}";
+		reply_raw(r, 500, NULL, oom, sizeof(oom) - 1);
+	} else {
+		reply_raw(r, status, NULL, text, text ? strlen(text) : 0);
+	}
+	free(text);
+	json_decref(body);
+}
+
+void
+reply_errors(struct req *r, int status, json_t *errors)
+{
+	reply_json(r, status, json_pack("{s:o}", "errors", errors));
+}
+
+void
+reply_error(struct req *r, int status, const char *field, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_errors(r, status, json_pack("[o]", error_entry(field, msg)));
+}
+
+/* The request id nginx gives as REQUEST_ID if it is a safe token; otherwise a new one. */
+static void
+set_request_id(struct req *r, unsigned int *seed)
+{
+	const char *id = req_param(r, "REQUEST_ID");
+	size_t len = id ? strlen(id) : 0;
+
+	if (len > 0 && len < sizeof(r->id) && strspn(id, "0123456789abcdefABCDEF-") == len) {
+		memcpy(r->id, id, len + 1);
+		return;
+	}
+	snprintf(r->id, sizeof(r->id), "%08x%08x", (unsigned int)rand_r(seed),
+		 (unsigned int)time(NULL));
+}
+
+static void
+set_path(struct req *r)
+{
+	const char *p = req_param(r, "DOCUMENT_URI");
+
+	if (p == NULL || *p == '\0')
+		p = req_param(r, "SCRIPT_NAME");
+	r->path = p ? p : "/";
+	r->method = req_param(r, "REQUEST_METHOD");
+	if (r->method == NULL)
+		r->method = "GET";
+	r->query = req_param(r, "QUERY_STRING");
+	if (r->query == NULL)
+		r->query = "";
+}
+
+/* Reads the body; answers and returns -1 when it cannot. */
+static int
+read_body(struct req *r, size_t max)
+{
+	const char *cl = req_param(r, "CONTENT_LENGTH");
+	unsigned long long want = 0;
+	char *end;
+	size_t got = 0;
+
+	if (cl && *cl) {
+		errno = 0;
+		want = strtoull(cl, &end, 10);
+		if (errno || *end) {
+			reply_error(r, 400, NULL, "invalid Content-Length");
+			return -1;
+		}
+	}
+	if (want > max) {
+		reply_error(r, 413, NULL, "request body too large: limit is %zu bytes", max);
+		return -1;
+	}
+	if ((r->body = malloc((size_t)want + 1)) == NULL) {
+		reply_error(r, 503, NULL, "out of memory");
+		return -1;
+	}
+	while (got < want) {
+		int n = FCGX_GetStr(r->body + got, (int)(want - got), r->fcgx.in);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got != want) {
+		reply_error(r, 400, NULL, "request body truncated: %zu of %llu bytes", got, want);
+		return -1;
+	}
+	r->body[got] = '\0';
+	r->body_len = got;
+	return 0;
+}
+
+static void
+route(struct req *r, const struct dispatch_conf *dc)
+{
+	char allow[128] = "Allow: ";
+	int path_known = 0;
+
+	for (size_t i = 0; i < dc->nroutes; i++) {
+		const struct route *rt = &dc->routes[i];
+
+		if (strcmp(rt->path, r->path) != 0)
+			continue;
+		if (strcmp(rt->method, r->method) == 0) {
+			if (read_body(r, dc->max_body) == 0)
+				rt->fn(r);
+			return;
+		}
+		if (path_known++)
+			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
+		strncat(allow, rt->method, sizeof(allow) - strlen(allow) - 1);
+	}
+	if (path_known) {
+		char msg[160];
+		json_t *body;
+		char *text;
+
+		snprintf(msg, sizeof(msg), "method %s is not allowed on %s", r->method, r->path);
+		body = json_pack("{s:[o]}", "errors", error_entry(NULL, msg));
+		text = json_dumps(body, JSON_COMPACT);
+		reply_raw(r, 405, allow, text, text ? strlen(text) : 0);
+		free(text);
+		json_decref(body);
+		return;
+	}
+	reply_error(r, 404, NULL, "no route for %s", r->path);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct pool *pool = arg;
+	const struct dispatch_conf *dc = pool->dc;
+	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
+	struct req r;
+	sigset_t block;
+
+	/* Signals go to the main thread only. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+
+	memset(&r, 0, sizeof(r));
+	FCGX_InitRequest(&r.fcgx, pool->fd, 0);
+	while (!shutdown_requested) {
+		int rc;
+
+		pthread_mutex_lock(&pool->accept_mu);
+		rc = shutdown_requested ? -1 : FCGX_Accept_r(&r.fcgx);
+		pthread_mutex_unlock(&pool->accept_mu);
+		if (rc < 0)
+			break;
+		r.body = NULL;
+		r.body_len = 0;
+		r.status = 0;
+		r.app = dc->app;
+		set_path(&r);
+		set_request_id(&r, &seed);
+		log_set_ctx(r.id);
+		route(&r, dc);
+		log_debug("%s %s -> %d", r.method, r.path, r.status);
+		log_set_ctx(NULL);
+		free(r.body);
+		r.body = NULL;
+		FCGX_Finish_r(&r.fcgx);
+	}
+	FCGX_Free(&r.fcgx, 1);
+	return NULL;
+}
+
+int
+dispatch_run(const struct dispatch_conf *dc, char *err, size_t errlen)
+{
+	struct pool pool = {.dc = dc, .fd = -1};
+	pthread_t *tids = NULL;
+	int started = 0, rc = -1;
+
+	if (FCGX_Init() != 0) {
+		snprintf(err, errlen, "cannot initialise libfcgi");
+		return -1;
+	}
+	unlink(dc->socket_path);
+	if ((pool.fd = FCGX_OpenSocket(dc->socket_path, 1024)) < 0) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", dc->socket_path, strerror(errno));
+		return -1;
+	}
+	if (chmod(dc->socket_path, (mode_t)dc->socket_mode) < 0) {
+		snprintf(err, errlen, "cannot chmod '%s': %s", dc->socket_path, strerror(errno));
+		goto out;
+	}
+	pthread_mutex_init(&pool.accept_mu, NULL);
+	if ((tids = calloc((size_t)dc->threads, sizeof(*tids))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (; started < dc->threads; started++) {
+		if ((errno = pthread_create(&tids[started], NULL, worker_main, &pool)) != 0) {
+			snprintf(err, errlen, "cannot start thread: %s", strerror(errno));
+			shutdown_requested = 1;
+			break;
+		}
+	}
+	if (started == dc->threads) {
+		log_info("listening on %s with %d threads", dc->socket_path, dc->threads);
+		rc = 0;
+	}
+	while (!shutdown_requested)
+		shutdown_sleep(1000);
+	log_info("shutting down: finishing requests in flight");
+	/* Wakes the threads blocked in accept(); requests being served run to their end. */
+	shutdown(pool.fd, SHUT_RDWR);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+out:
+	free(tids);
+	close(pool.fd);
+	unlink(dc->socket_path);
+	return rc;
+}

@@ -1,0 +1,66 @@
+/*
+ * pgconn: see pgconn.h.
+ */
+#include "pgconn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+PGconn *
+pgconn_open(const char *url, const char *app, char *err, size_t errlen)
+{
+	/* Defaults first: expand_dbname lets the url's own keywords override them. */
+	const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+			      "keepalives_count", "application_name", "dbname", NULL};
+	const char *vals[] = {"5", "10", "5", "3", app, url, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+	if (c == NULL) {
+		snprintf(err, errlen, "cannot connect to postgresql: out of memory");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *nl;
+
+		snprintf(err, errlen, "cannot connect to postgresql: %s", PQerrorMessage(c));
+		if ((nl = strchr(err, '\n')) != NULL)
+			*nl = '\0';
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+enum pg_failure
+pgconn_classify(PGconn *conn, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+		return PG_FAIL_CONNECTION;
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0)
+		return PG_FAIL_CONNECTION;
+	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+		return PG_FAIL_DATA;
+	return PG_FAIL_OTHER;
+}
+
+int
+pgconn_exec(PGconn *conn, const char *sql, enum pg_failure *why, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int rc = 0;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char *nl;
+
+		*why = pgconn_classify(conn, res);
+		snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		if ((nl = strchr(err, '\n')) != NULL)
+			*nl = '\0';
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * mailpipectl: the mailpipe operations CLI. main() only picks the subcommand
+ * from the table below; each one lives in ops/mailpipectl_<name>.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mailpipectl.h"
+
+struct mailpipectl_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct mailpipectl_cmd cmds[] = {
+    {"migrate", mailpipectl_migrate_cmd,
+     "[--dir SQLDIR] [--status] [--database-url URL]\n"
+     "\t\tapply pending sql/NNN_name.sql migrations (or list them with --status)"},
+    {"partitions", mailpipectl_partitions_cmd,
+     "[--months-ahead N] [--database-url URL]\n"
+     "\t\tcreate the missing monthly partitions of 'events'"},
+};
+
+void mailpipectl_errx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("mailpipectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fputs("usage: mailpipectl COMMAND [OPTIONS]\n\ncommands:\n", out);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(out, "  %s %s\n", cmds[i].name, cmds[i].help);
+	fputs("\nThe database is --database-url URL or $" MAILPIPECTL_DATABASE_URL_ENV
+	      " (a libpq URI or conninfo).\n"
+	      "'mailpipectl COMMAND --help' shows the options of one command.\n",
+	      out);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name) == 0)
+			return cmds[i].fn(argc - 1, argv + 1);
+	}
+	mailpipectl_errx("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return MAILPIPECTL_EXIT_USAGE;
+}

@@ -1,0 +1,58 @@
+/*
+ * mailpipectl.h: shared pieces of the mailpipe operations CLI.
+ *
+ * Every subcommand is a function with main()'s signature: argv[0] is the
+ * subcommand's name, the return value is the process exit status
+ * (MAILPIPECTL_EXIT_*). Helpers return 0 or -1 and fill a caller-owned error
+ * buffer; they never print.
+ */
+#ifndef MAILPIPECTL_H
+#define MAILPIPECTL_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#define MAILPIPECTL_MUSTCHECK __attribute__((warn_unused_result))
+
+enum {
+	MAILPIPECTL_EXIT_OK = 0,
+	MAILPIPECTL_EXIT_FAIL = 1,  /* the command ran and failed */
+	MAILPIPECTL_EXIT_USAGE = 2, /* bad command line */
+};
+
+/* environment variable read when --database-url is not given */
+#define MAILPIPECTL_DATABASE_URL_ENV "MAILPIPE_DATABASE_URL"
+
+/* subcommands (mailpipectl_migrate.c, mailpipectl_partitions.c) */
+int mailpipectl_migrate_cmd(int argc, char **argv);
+int mailpipectl_partitions_cmd(int argc, char **argv);
+
+/* prints "mailpipectl: <msg>\n" to stderr */
+void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Connects to url, or to $MAILPIPE_DATABASE_URL when url is NULL. url may be
+ * a libpq URI or a key=value conninfo string. Server notices are printed to
+ * stderr as "mailpipectl: notice: ...". On success *out is a new connection
+ * the caller closes with PQfinish(); on failure *out is NULL and err says why
+ * (never containing the url, which may hold a password).
+ */
+int mailpipectl_db_connect(const char *url, PGconn **out, char *err,
+                           size_t errlen) MAILPIPECTL_MUSTCHECK;
+
+/*
+ * Copies the error of res (or, when res is NULL, of conn) into err as one
+ * line: the primary message, then " (DETAIL)" when there is one; the
+ * trailing newline libpq adds is removed. Borrowed: conn, res.
+ */
+void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+/*
+ * SELECT mailpipe_ensure_partitions(months_ahead); months_ahead < 0 means the
+ * function's default. Stores the number of partitions created in *created.
+ */
+int mailpipectl_db_ensure_partitions(PGconn *conn, int months_ahead, int *created, char *err,
+                                     size_t errlen) MAILPIPECTL_MUSTCHECK;
+
+#endif /* MAILPIPECTL_H */

@@ -1,0 +1,317 @@
+/*
+ * sink: Kafka -> PostgreSQL.  Reads sendgrid.events (and its dead-letter topic) in a
+ * consumer group, writes each batch in one transaction (sink_store.c), and only after
+ * COMMIT sets the Redis markers and stores the Kafka offsets.  A crash anywhere replays
+ * from the last stored offset and changes nothing: the database's unique key decides.
+ *
+ * While PostgreSQL is away the batch is kept and retried with backoff; the partitions stay
+ * ours (max.poll.interval.ms is long) and nothing moves until the batch is in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "event.h"
+#include "idem.h"
+#include "kcons.h"
+#include "log.h"
+#include "shutdown.h"
+#include "sink.h"
+
+#define MAINTAIN_EVERY_S 3600
+#define REPORT_EVERY_S 10
+
+struct totals {
+	unsigned long long batches, inserted, duplicates, skipped, dead;
+};
+
+struct sink {
+	const struct config *cf;
+	struct kcons *kc;
+	struct store *st;
+	struct idem *idem;
+	struct backoff bo;
+	/* per-batch scratch, sized for sink.batch_max */
+	rd_kafka_message_t **msgs;
+	json_t **docs;
+	struct sink_event *ev;
+	struct sink_dead *dead;
+	const char **ids;
+	unsigned char *seen;
+	struct totals total;
+};
+
+static const char *
+header_value(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t vlen;
+
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(h, name, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)vlen, (const char *)v);
+	return buf;
+}
+
+static void
+add_dead(struct sink_dead *d, const rd_kafka_message_t *m, const char *error)
+{
+	d->topic = rd_kafka_topic_name(m->rkt);
+	d->partition = m->partition;
+	d->offset = m->offset;
+	d->payload = m->payload;
+	d->len = m->len;
+	snprintf(d->error, sizeof(d->error), "%s", error);
+}
+
+/*
+ * Sorts n messages into events to write and dead letters; returns the number of events.
+ * docs[i] keeps each parsed event alive until the batch is done.
+ */
+static size_t
+classify(struct sink *s, size_t n, size_t *ndead)
+{
+	const struct config *cf = s->cf;
+	size_t nev = 0;
+
+	*ndead = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = s->msgs[i];
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		char why[256], hdr[200];
+		const char *field;
+		struct event_info info;
+		json_error_t jerr;
+		json_t *doc;
+
+		s->docs[i] = NULL;
+		if (strcmp(topic, cf->kafka_events_dlq_topic) == 0) {
+			const char *e = header_value(m, "error", hdr, sizeof(hdr));
+			add_dead(&s->dead[(*ndead)++], m, e ? e : "dead-lettered by its producer");
+			continue;
+		}
+		if (m->payload == NULL || m->len == 0) {
+			add_dead(&s->dead[(*ndead)++], m, "empty record");
+			continue;
+		}
+		doc = json_loadb(m->payload, m->len, 0, &jerr);
+		if (doc == NULL) {
+			snprintf(why, sizeof(why), "record is not valid JSON: %s", jerr.text);
+			add_dead(&s->dead[(*ndead)++], m, why);
+			continue;
+		}
+		if (event_check(doc, &info, why, sizeof(why), &field) < 0) {
+			add_dead(&s->dead[(*ndead)++], m, why);
+			json_decref(doc);
+			continue;
+		}
+		s->docs[i] = doc;
+		s->ev[nev] = (struct sink_event){
+			.topic = topic,
+			.sg_event_id = info.sg_event_id,
+			.time_us = info.time_us,
+			.raw = m->payload,
+			.raw_len = m->len,
+			.received_ms = rd_kafka_message_timestamp(m, NULL),
+			.partition = m->partition,
+			.offset = m->offset,
+		};
+		s->ids[nev++] = info.sg_event_id;
+	}
+	return nev;
+}
+
+/* Drops events Redis says are already written; returns how many are left. */
+static size_t
+skip_known(struct sink *s, size_t nev)
+{
+	size_t kept = 0;
+
+	if (idem_seen(s->idem, s->ids, nev, s->seen) < 0)
+		return nev;
+	for (size_t i = 0; i < nev; i++) {
+		if (s->seen[i])
+			continue;
+		s->ev[kept] = s->ev[i];
+		s->ids[kept++] = s->ids[i];
+	}
+	s->total.skipped += nev - kept;
+	return kept;
+}
+
+/* Writes one batch, retrying until it is in or shutdown is requested; -1 on shutdown. */
+static int
+write_batch(struct sink *s, size_t n)
+{
+	size_t ndead, nev = classify(s, n, &ndead), ndead_before = ndead;
+	struct store_result res;
+	char err[512];
+	int rc = -1;
+
+	nev = skip_known(s, nev);
+	for (;;) {
+		ndead = ndead_before;
+		if (store_write(s->st, s->ev, nev, s->dead, &ndead, n, &res, err, sizeof(err)) == 0)
+			break;
+		long pause = backoff_next(&s->bo);
+		log_warnx("batch of %zu not written, retrying in %ld ms: %s", n, pause, err);
+		if (shutdown_sleep(pause))
+			goto out;
+	}
+	backoff_reset(&s->bo);
+	/* Committed: now the fast path and the offsets may move. */
+	if (idem_mark(s->idem, s->ids, nev) < 0)
+		log_debug("markers not set: redis unavailable");
+	kcons_store(s->kc, s->msgs, n);
+	s->total.batches++;
+	s->total.inserted += res.inserted;
+	s->total.duplicates += res.duplicates;
+	s->total.dead += ndead;
+	log_debug("batch written records=%zu inserted=%zu duplicates=%zu dead=%zu", n, res.inserted,
+		  res.duplicates, ndead);
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		json_decref(s->docs[i]);
+	return rc;
+}
+
+static void
+maintain(struct sink *s)
+{
+	char err[512];
+
+	if (store_maintain(s->st, err, sizeof(err)) < 0)
+		log_warnx("partition maintenance failed (will retry): %s", err);
+}
+
+static int
+run(struct sink *s)
+{
+	const struct config *cf = s->cf;
+	time_t next_maintain = 0, next_report = time(NULL) + REPORT_EVERY_S;
+	struct totals last = {0};
+	char err[512];
+
+	while (!shutdown_requested) {
+		ssize_t n;
+		time_t now = time(NULL);
+
+		if (now >= next_maintain) {
+			maintain(s);
+			next_maintain = now + MAINTAIN_EVERY_S;
+		}
+		if (now >= next_report) {
+			if (memcmp(&last, &s->total, sizeof(last)) != 0)
+				log_info("progress batches=%llu inserted=%llu duplicates=%llu "
+					 "skipped_by_marker=%llu dead_letters=%llu",
+					 s->total.batches, s->total.inserted, s->total.duplicates,
+					 s->total.skipped, s->total.dead);
+			last = s->total;
+			next_report = now + REPORT_EVERY_S;
+		}
+		n = kcons_poll(s->kc, s->msgs, (size_t)cf->sink_batch_max, (int)cf->sink_batch_ms, err,
+			       sizeof(err));
+		if (n < 0) {
+			log_errx("%s", err);
+			return -1;
+		}
+		if (n == 0)
+			continue;
+		int stopped = write_batch(s, (size_t)n) < 0;
+		for (ssize_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(s->msgs[i]);
+		if (stopped)
+			log_info("shutdown during retry: batch left for replay");
+	}
+	return 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: sink [-c config-file] [--print-config]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cf;
+	struct sink s = {.cf = &cf};
+	const char *path = NULL;
+	char err[512];
+	int print = 0, rc = 1;
+	enum log_level lvl;
+
+	log_init(argv[0]);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[i], "--print-config") == 0)
+			print = 1;
+		else
+			usage();
+	}
+	if (config_load(&cf, path, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
+	if (log_level_parse(cf.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (print) {
+		config_write_effective(&cf, stdout);
+		rc = 0;
+		goto out;
+	}
+	shutdown_install();
+	size_t max = (size_t)cf.sink_batch_max;
+	s.msgs = calloc(max, sizeof(*s.msgs));
+	s.docs = calloc(max, sizeof(*s.docs));
+	s.ev = calloc(max, sizeof(*s.ev));
+	s.dead = calloc(max, sizeof(*s.dead));
+	s.ids = calloc(max, sizeof(*s.ids));
+	s.seen = calloc(max, sizeof(*s.seen));
+	if (!s.msgs || !s.docs || !s.ev || !s.dead || !s.ids || !s.seen) {
+		log_errx("out of memory");
+		goto out;
+	}
+	backoff_init(&s.bo, 200, cf.sink_retry_max_ms);
+	if ((s.idem = idem_new(cf.redis_url, cf.redis_prefix, "ev", cf.redis_marker_ttl_seconds, err,
+			       sizeof(err))) == NULL) {
+		log_errx("invalid redis.url: %s", err);
+		goto out;
+	}
+	if ((s.st = store_new(cf.database_url)) == NULL) {
+		log_errx("out of memory");
+		goto out;
+	}
+	const char *topics[] = {cf.kafka_events_topic, cf.kafka_events_dlq_topic};
+	if ((s.kc = kcons_new(&cf, cf.kafka_sink_group, topics, 2, err, sizeof(err))) == NULL) {
+		log_errx("%s", err);
+		goto out;
+	}
+	log_info("consuming %s and %s as group %s", topics[0], topics[1], cf.kafka_sink_group);
+	rc = run(&s) < 0 ? 1 : 0;
+out:
+	kcons_destroy(s.kc);
+	store_destroy(s.st);
+	idem_destroy(s.idem);
+	free(s.msgs);
+	free(s.docs);
+	free(s.ev);
+	free(s.dead);
+	free(s.ids);
+	free(s.seen);
+	config_release(&cf);
+	log_info("exiting with status %d", rc);
+	return rc;
+}

@@ -1,0 +1,58 @@
+/*
+ * sink: shared types between the sink's loop (sink.c) and its database writer
+ * (sink_store.c).
+ */
+#ifndef MAILPIPE_SINK_H
+#define MAILPIPE_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One valid event to store; every pointer is borrowed from the Kafka message or its JSON. */
+struct sink_event {
+	const char *topic;
+	const char *sg_event_id;
+	int64_t time_us;
+	const char *raw;
+	size_t raw_len;
+	int64_t received_ms;
+	int32_t partition;
+	int64_t offset;
+};
+
+/* One record for the dead_letters table. */
+struct sink_dead {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	const void *payload;
+	size_t len;
+	char error[256];
+};
+
+struct store_result {
+	size_t inserted;   /* new rows in events */
+	size_t duplicates; /* events the database already had */
+	size_t poisoned;   /* events the database refused, moved to dead letters */
+};
+
+struct store;
+
+/* Remembers url; connects on first use.  NULL only when out of memory. */
+struct store *store_new(const char *url);
+void store_destroy(struct store *st);
+
+/*
+ * Writes nev events and *ndead dead letters in one transaction.  Events the database
+ * refuses one by one are appended to dead (room for dead_cap) and *ndead grows.  Returns
+ * 0 once committed; -1 with err when nothing was committed and the caller should retry
+ * later (the connection is reset on the next call).
+ */
+int store_write(struct store *st, const struct sink_event *ev, size_t nev, struct sink_dead *dead,
+		size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Creates the coming months' events partitions; -1 with err. */
+int store_maintain(struct store *st, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * sink_store: the sink's PostgreSQL writer; see sink.h.
+ *
+ * A batch goes in with one COPY into a temporary staging table and one INSERT ... SELECT:
+ * the guard table event_ids (primary key sg_event_id) takes each id once, ON CONFLICT DO
+ * NOTHING, and only the ids it took go on into the partitioned events table.  Exactly once
+ * therefore rests on the database's unique key, whatever Redis or Kafka replays.
+ *
+ * If the database refuses the batch for its data (a value jsonb or timestamptz cannot
+ * hold), the batch is written again one event per savepoint and each refused event becomes
+ * a dead letter with PostgreSQL's reason: the partition keeps moving.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgconn.h"
+#include "sink.h"
+
+struct store {
+	char *url;
+	PGconn *conn;
+};
+
+static const char stage_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS sink_stage ("
+	" sg_event_id text NOT NULL, event_us bigint NOT NULL, raw jsonb NOT NULL,"
+	" received_ms bigint NOT NULL, kafka_partition int, kafka_offset bigint"
+	") ON COMMIT DELETE ROWS";
+
+static const char copy_sql[] = "COPY sink_stage FROM STDIN";
+
+static const char insert_sql[] =
+	"WITH fresh AS ("
+	"  INSERT INTO event_ids (sg_event_id, event_time)"
+	"  SELECT DISTINCT ON (sg_event_id) sg_event_id,"
+	"         timestamptz 'epoch' + event_us * interval '1 microsecond'"
+	"  FROM sink_stage ORDER BY sg_event_id, kafka_offset"
+	"  ON CONFLICT (sg_event_id) DO NOTHING"
+	"  RETURNING sg_event_id)"
+	" INSERT INTO events (sg_event_id, event, email, event_time, sg_message_id, message_id,"
+	"   category, reason, status, type, url, raw, received_at, kafka_partition, kafka_offset)"
+	" SELECT DISTINCT ON (s.sg_event_id) s.sg_event_id, s.raw->>'event', s.raw->>'email',"
+	"   timestamptz 'epoch' + s.event_us * interval '1 microsecond',"
+	"   s.raw->>'sg_message_id', s.raw->>'mailpipe_message_id',"
+	"   CASE jsonb_typeof(s.raw->'category')"
+	"     WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(s.raw->'category'))"
+	"     WHEN 'string' THEN ARRAY[s.raw->>'category'] END,"
+	"   s.raw->>'reason', s.raw->>'status', s.raw->>'type', s.raw->>'url', s.raw,"
+	"   timestamptz 'epoch' + s.received_ms * interval '1 millisecond',"
+	"   s.kafka_partition, s.kafka_offset"
+	" FROM sink_stage s JOIN fresh USING (sg_event_id)"
+	" ORDER BY s.sg_event_id, s.kafka_offset";
+
+static const char dead_sql[] =
+	"INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)"
+	" VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int
+buf_reserve(struct buf *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 65536;
+	while (cap < b->len + more)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (p == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* Appends s as a COPY text-format field: backslash, tab, newline and CR escaped. */
+static int
+buf_field(struct buf *b, const char *s, size_t len)
+{
+	if (buf_reserve(b, len * 2 + 1) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i], e = 0;
+
+		switch (c) {
+		case '\\': e = '\\'; break;
+		case '\t': e = 't'; break;
+		case '\n': e = 'n'; break;
+		case '\r': e = 'r'; break;
+		}
+		if (e) {
+			b->p[b->len++] = '\\';
+			b->p[b->len++] = e;
+		} else {
+			b->p[b->len++] = c;
+		}
+	}
+	return 0;
+}
+
+static int
+buf_printf_row_tail(struct buf *b, const struct sink_event *e)
+{
+	if (buf_reserve(b, 96) < 0)
+		return -1;
+	b->len += (size_t)snprintf(b->p + b->len, 96, "\t%lld\t%d\t%lld\n",
+				   (long long)e->received_ms, (int)e->partition,
+				   (long long)e->offset);
+	return 0;
+}
+
+/* Text of the last error, first line only. */
+static void
+set_err(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
+{
+	char *nl;
+
+	snprintf(err, errlen, "%s: %s", what,
+		 res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+						     : PQerrorMessage(conn));
+	if ((nl = strchr(err, '\n')) != NULL)
+		*nl = '\0';
+}
+
+struct store *
+store_new(const char *url)
+{
+	struct store *st = calloc(1, sizeof(*st));
+
+	if (st == NULL || (st->url = strdup(url)) == NULL) {
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void
+store_destroy(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->conn)
+		PQfinish(st->conn);
+	free(st->url);
+	free(st);
+}
+
+static void
+disconnect(struct store *st)
+{
+	if (st->conn)
+		PQfinish(st->conn);
+	st->conn = NULL;
+}
+
+static int
+ensure_conn(struct store *st, char *err, size_t errlen)
+{
+	enum pg_failure why;
+
+	if (st->conn && PQstatus(st->conn) == CONNECTION_OK)
+		return 0;
+	disconnect(st);
+	if ((st->conn = pgconn_open(st->url, "mailpipe-sink", err, errlen)) == NULL)
+		return -1;
+	if (pgconn_exec(st->conn, stage_sql, &why, err, errlen) < 0) {
+		disconnect(st);
+		return -1;
+	}
+	log_info("connected to postgresql");
+	return 0;
+}
+
+/* COPYs events into the stage and moves the new ones on.  Returns the result or NULL. */
+static PGresult *
+write_events(PGconn *conn, const struct sink_event *ev, size_t nev, char *err, size_t errlen)
+{
+	struct buf b = {0};
+	PGresult *res = NULL;
+	for (size_t i = 0; i < nev; i++) {
+		if (buf_field(&b, ev[i].sg_event_id, strlen(ev[i].sg_event_id)) < 0 ||
+		    buf_reserve(&b, 32) < 0)
+			goto oom;
+		b.len += (size_t)snprintf(b.p + b.len, 32, "\t%lld\t", (long long)ev[i].time_us);
+		if (buf_field(&b, ev[i].raw, ev[i].raw_len) < 0 || buf_printf_row_tail(&b, &ev[i]) < 0)
+			goto oom;
+	}
+	res = PQexec(conn, copy_sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		set_err(err, errlen, "cannot start COPY", conn, res);
+		goto out;
+	}
+	PQclear(res);
+	if (PQputCopyData(conn, b.p, (int)b.len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
+		res = NULL;
+		set_err(err, errlen, "cannot send COPY data", conn, NULL);
+		goto out;
+	}
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		set_err(err, errlen, "COPY into stage failed", conn, res);
+		/* Drain the rest of the COPY's results. */
+		PGresult *more;
+		while ((more = PQgetResult(conn)) != NULL)
+			PQclear(more);
+		goto out;
+	}
+	PQclear(res);
+	res = PQexec(conn, insert_sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		set_err(err, errlen, "cannot insert events", conn, res);
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory building COPY data");
+out:
+	free(b.p);
+	return res;
+}
+
+static int
+write_dead(PGconn *conn, const struct sink_dead *d, char *err, size_t errlen)
+{
+	char part[16], off[24];
+	const char *vals[5] = {d->topic, part, off, d->payload ? d->payload : "", d->error};
+	int lens[5] = {0, 0, 0, (int)d->len, 0};
+	int fmts[5] = {0, 0, 0, 1, 0};
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(part, sizeof(part), "%d", (int)d->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)d->offset);
+	res = PQexecParams(conn, dead_sql, 5, NULL, vals, lens, fmts, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		set_err(err, errlen, "cannot insert dead letter", conn, res);
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+	enum pg_failure why;
+
+	return pgconn_exec(conn, sql, &why, err, errlen);
+}
+
+/* Second pass after a data error: one savepoint per event. */
+static int
+write_isolated(struct store *st, const struct sink_event *ev, size_t nev, struct sink_dead *dead,
+	       size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
+{
+	PGconn *conn = st->conn;
+
+	for (size_t i = 0; i < nev; i++) {
+		char why[200];
+		PGresult *r;
+
+		if (exec_ok(conn, "SAVEPOINT one", err, errlen) < 0)
+			return -1;
+		r = write_events(conn, &ev[i], 1, why, sizeof(why));
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			size_t n = (size_t)atol(PQcmdTuples(r));
+			res->inserted += n;
+			res->duplicates += 1 - n;
+			PQclear(r);
+			if (exec_ok(conn, "RELEASE SAVEPOINT one", err, errlen) < 0)
+				return -1;
+			continue;
+		}
+		if (pgconn_classify(conn, r) != PG_FAIL_DATA || *ndead >= dead_cap) {
+			snprintf(err, errlen, "%s", why);
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+		if (exec_ok(conn, "ROLLBACK TO SAVEPOINT one", err, errlen) < 0)
+			return -1;
+		struct sink_dead *d = &dead[(*ndead)++];
+		d->topic = ev[i].topic;
+		d->partition = ev[i].partition;
+		d->offset = ev[i].offset;
+		d->payload = ev[i].raw;
+		d->len = ev[i].raw_len;
+		snprintf(d->error, sizeof(d->error), "refused by postgresql: %s", why);
+		res->poisoned++;
+		log_warnx("event dead-lettered partition=%d offset=%lld: %s", (int)ev[i].partition,
+			  (long long)ev[i].offset, why);
+	}
+	return 0;
+}
+
+int
+store_write(struct store *st, const struct sink_event *ev, size_t nev, struct sink_dead *dead,
+	    size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
+{
+	PGresult *r = NULL;
+	size_t first_new_dead = *ndead;
+
+	memset(res, 0, sizeof(*res));
+	if (ensure_conn(st, err, errlen) < 0)
+		return -1;
+	if (exec_ok(st->conn, "BEGIN", err, errlen) < 0)
+		goto fail;
+	if (nev > 0) {
+		r = write_events(st->conn, ev, nev, err, errlen);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			res->inserted = (size_t)atol(PQcmdTuples(r));
+			res->duplicates = nev - res->inserted;
+		} else if (pgconn_classify(st->conn, r) == PG_FAIL_DATA) {
+			log_warnx("batch refused (%s): writing its events one by one", err);
+			if (exec_ok(st->conn, "ROLLBACK", err, errlen) < 0 ||
+			    exec_ok(st->conn, "BEGIN", err, errlen) < 0 ||
+			    write_isolated(st, ev, nev, dead, ndead, dead_cap, res, err, errlen) < 0)
+				goto fail;
+		} else {
+			goto fail;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	for (size_t i = 0; i < *ndead; i++)
+		if (write_dead(st->conn, &dead[i], err, errlen) < 0)
+			goto fail;
+	if (exec_ok(st->conn, "COMMIT", err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	PQclear(r);
+	*ndead = first_new_dead;
+	if (PQstatus(st->conn) == CONNECTION_OK) {
+		char ignored[128];
+		if (exec_ok(st->conn, "ROLLBACK", ignored, sizeof(ignored)) < 0)
+			disconnect(st);
+	} else {
+		disconnect(st);
+	}
+	return -1;
+}
+
+int
+store_maintain(struct store *st, char *err, size_t errlen)
+{
+	if (ensure_conn(st, err, errlen) < 0)
+		return -1;
+	if (exec_ok(st->conn, "SELECT mailpipe_ensure_partitions()", err, errlen) < 0) {
+		if (PQstatus(st->conn) != CONNECTION_OK)
+			disconnect(st);
+		return -1;
+	}
+	return 0;
+}
