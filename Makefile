@@ -29,7 +29,8 @@ LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig
            lib/idem.c lib/pgconn.c
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c
 SINK_SRC   := workers/sink.c workers/sink_store.c
-CTL_SRC    := $(wildcard ops/mailpipectl*.c)
+CTL_SRC    := ops/mailpipectl.c ops/mailpipectl_db.c ops/mailpipectl_migrate.c \
+              ops/mailpipectl_partitions.c ops/mailpipectl_config.c
 KDEV_SRC   := ops/kafka-dev.c
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
@@ -43,28 +44,37 @@ UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 all: $(BINS) $(UNITS)
 
+# V=1 shows whole command lines.
+Q := $(if $(filter 1,$(V)),,@)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB_A): $(call obj,$(LIB_SRC))
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/ingest: $(call obj,$(INGEST_SRC)) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/sink: $(call obj,$(SINK_SRC)) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/mailpipectl: $(call obj,$(CTL_SRC)) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/kafka-dev: $(call obj,$(KDEV_SRC)) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	ops/install-deps
@@ -78,7 +88,7 @@ test: deps
 	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) MAILPIPE_SAN=$(SAN) tests/run $(TESTARGS)
 
 unit: all
-	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) tests/run --unit-only
+	@rc=0; for t in $(UNITS); do $$t || rc=1; done; exit $$rc
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
 check-format:

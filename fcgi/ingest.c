@@ -28,8 +28,8 @@ healthz(struct req *r)
 }
 
 static const struct route routes[] = {
-	{"POST", "/webhooks/sendgrid", webhook_handle},
-	{"GET", "/healthz", healthz},
+    {"POST", "/webhooks/sendgrid", webhook_handle},
+    {"GET", "/healthz", healthz},
 };
 
 static void
@@ -71,8 +71,9 @@ main(int argc, char **argv)
 	}
 	if (cf.webhook_verify) {
 		if (cf.webhook_public_key[0] == '\0') {
-			log_errx("webhook.public_key is not set: set it to the key SendGrid shows, or "
-				 "set webhook.verify = off explicitly");
+			log_errx(
+			    "webhook.public_key is not set: set it to the key SendGrid shows, or "
+			    "set webhook.verify = off explicitly");
 			goto out;
 		}
 		if ((in.key = sig_key_new(cf.webhook_public_key, err, sizeof(err))) == NULL) {
@@ -88,13 +89,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	struct dispatch_conf dc = {
-		.socket_path = cf.ingest_socket,
-		.socket_mode = (int)cf.ingest_socket_mode,
-		.threads = (int)cf.ingest_threads,
-		.max_body = (size_t)cf.ingest_max_body_bytes,
-		.routes = routes,
-		.nroutes = sizeof(routes) / sizeof(routes[0]),
-		.app = &in,
+	    .socket_path = cf.ingest_socket,
+	    .socket_mode = (int)cf.ingest_socket_mode,
+	    .threads = (int)cf.ingest_threads,
+	    .max_body = (size_t)cf.ingest_max_body_bytes,
+	    .routes = routes,
+	    .nroutes = sizeof(routes) / sizeof(routes[0]),
+	    .app = &in,
 	};
 	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
 		log_errx("%s", err);

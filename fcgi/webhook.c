@@ -36,9 +36,10 @@ verify(struct req *r, const struct ingest *in)
 	if (st == SIG_OK)
 		return 0;
 	log_warnx("webhook refused: %s", err);
-	reply_error(r, 401, st == SIG_EXPIRED || (st == SIG_MISSING && strstr(err, "Timestamp"))
-				    ? "X-Twilio-Email-Event-Webhook-Timestamp"
-				    : "X-Twilio-Email-Event-Webhook-Signature",
+	reply_error(r, 401,
+		    st == SIG_EXPIRED || (st == SIG_MISSING && strstr(err, "Timestamp"))
+			? "X-Twilio-Email-Event-Webhook-Timestamp"
+			: "X-Twilio-Email-Event-Webhook-Signature",
 		    "%s", err);
 	return -1;
 }
@@ -82,8 +83,8 @@ webhook_handle(struct req *r)
 			continue;
 		}
 		const struct kpub_header hdrs[] = {
-			{"error", why},
-			{"source_topic", cf->kafka_events_topic},
+		    {"error", why},
+		    {"source_topic", cf->kafka_events_topic},
 		};
 		log_warnx("event %zu dead-lettered: %s", i, why);
 		if (kpub_send(in->kp, w, cf->kafka_events_dlq_topic, NULL, 0, it->raw, it->raw_len,

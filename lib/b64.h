@@ -15,6 +15,6 @@
  * the alphabet, including white space, is an error (-1).
  */
 int b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -78,7 +78,8 @@ batch_parse(struct batch *b, const char *body, size_t len, char *err, size_t err
 			snprintf(err, errlen, "request body is not valid UTF-8 (at byte %d)",
 				 jerr.position);
 		else
-			snprintf(err, errlen, "request body is not valid JSON: %s at line %d column %d",
+			snprintf(err, errlen,
+				 "request body is not valid JSON: %s at line %d column %d",
 				 jerr.text, jerr.line, jerr.column);
 		return -1;
 	}

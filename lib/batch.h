@@ -13,8 +13,8 @@
 struct batch_item {
 	const char *raw; /* borrowed: points into the body given to batch_parse() */
 	size_t raw_len;
-	json_t *obj;     /* borrowed: owned by the batch */
-	int has_nul;     /* a string holds \u0000, which PostgreSQL text cannot store */
+	json_t *obj; /* borrowed: owned by the batch */
+	int has_nul; /* a string holds \u0000, which PostgreSQL text cannot store */
 };
 
 struct batch {

@@ -28,80 +28,88 @@ struct cf_setting {
 };
 
 #define O(f) offsetof(struct config, f)
-#define STR(n, f, d, desc) {n, CF_STR, O(f), d, 0, 0, 0, desc}
-#define SECRET(n, f, d, desc) {n, CF_STR, O(f), d, 0, 0, 1, desc}
-#define INT(n, f, d, lo, hi, desc) {n, CF_INT, O(f), d, lo, hi, 0, desc}
+#define STR(n, f, d, desc)                                                                         \
+	{                                                                                          \
+		n, CF_STR, O(f), d, 0, 0, 0, desc                                                  \
+	}
+#define SECRET(n, f, d, desc)                                                                      \
+	{                                                                                          \
+		n, CF_STR, O(f), d, 0, 0, 1, desc                                                  \
+	}
+#define INT(n, f, d, lo, hi, desc)                                                                 \
+	{                                                                                          \
+		n, CF_INT, O(f), d, lo, hi, 0, desc                                                \
+	}
 
 static const struct cf_setting settings[] = {
-	{"log.level", CF_LEVEL, O(log_level), "info", 0, 0, 0,
-	 "Least severe level logged: `debug`, `info`, `warn` or `error`."},
+    {"log.level", CF_LEVEL, O(log_level), "info", 0, 0, 0,
+     "Least severe level logged: `debug`, `info`, `warn` or `error`."},
 
-	STR("kafka.brokers", kafka_brokers, "127.0.0.1:9092",
-	    "Kafka `bootstrap.servers`: comma-separated host:port list."),
-	STR("kafka.events_topic", kafka_events_topic, "sendgrid.events",
-	    "Topic that receives every webhook event."),
-	STR("kafka.events_dlq_topic", kafka_events_dlq_topic, "sendgrid.events.dlq",
-	    "Dead-letter topic for events that can never be stored."),
-	STR("kafka.mail_topic", kafka_mail_topic, "mail.requests", "Topic of accepted mail requests."),
-	STR("kafka.mail_dlq_topic", kafka_mail_dlq_topic, "mail.requests.dlq",
-	    "Dead-letter topic for mail requests."),
-	STR("kafka.sink_group", kafka_sink_group, "mailpipe-sink", "Consumer group of the sink."),
-	{"kafka.auto_offset_reset", CF_RESET, O(kafka_auto_offset_reset), "error", 0, 0, 0,
-	 "What a consumer does when its stored offset is no longer in the log: `error` (stop and "
-	 "say so; nothing is skipped silently), `earliest` or `latest`. Partitions that have no "
-	 "stored offset yet always start at the beginning."},
-	STR("kafka.security_protocol", kafka_security_protocol, "",
-	    "Kafka `security.protocol` (`plaintext`, `ssl`, `sasl_ssl`...); empty: librdkafka's "
-	    "default."),
-	STR("kafka.sasl_mechanism", kafka_sasl_mechanism, "", "Kafka `sasl.mechanism`."),
-	STR("kafka.sasl_username", kafka_sasl_username, "", "Kafka `sasl.username`."),
-	SECRET("kafka.sasl_password", kafka_sasl_password, "", "Kafka `sasl.password`."),
-	STR("kafka.ssl_ca_location", kafka_ssl_ca_location, "", "Kafka `ssl.ca.location`."),
-	INT("kafka.linger_ms", kafka_linger_ms, "5", 0, 10000,
-	    "Producer `linger.ms`: how long to gather a batch."),
-	INT("kafka.fetch_wait_max_ms", kafka_fetch_wait_max_ms, "100", 1, 10000,
-	    "Consumer `fetch.wait.max.ms`; the dev broker wants about 10."),
-	INT("kafka.session_timeout_ms", kafka_session_timeout_ms, "10000", 1000, 300000,
-	    "Consumer `session.timeout.ms`: how long a dead consumer holds its partitions."),
-	INT("kafka.max_poll_interval_ms", kafka_max_poll_interval_ms, "600000", 10000, 86400000,
-	    "Consumer `max.poll.interval.ms`: a sink stuck longer than this (for example while "
-	    "PostgreSQL is down) gives up its partitions."),
+    STR("kafka.brokers", kafka_brokers, "127.0.0.1:9092",
+	"Kafka `bootstrap.servers`: comma-separated host:port list."),
+    STR("kafka.events_topic", kafka_events_topic, "sendgrid.events",
+	"Topic that receives every webhook event."),
+    STR("kafka.events_dlq_topic", kafka_events_dlq_topic, "sendgrid.events.dlq",
+	"Dead-letter topic for events that can never be stored."),
+    STR("kafka.mail_topic", kafka_mail_topic, "mail.requests", "Topic of accepted mail requests."),
+    STR("kafka.mail_dlq_topic", kafka_mail_dlq_topic, "mail.requests.dlq",
+	"Dead-letter topic for mail requests."),
+    STR("kafka.sink_group", kafka_sink_group, "mailpipe-sink", "Consumer group of the sink."),
+    {"kafka.auto_offset_reset", CF_RESET, O(kafka_auto_offset_reset), "error", 0, 0, 0,
+     "What a consumer does when its stored offset is no longer in the log: `error` (stop and "
+     "say so; nothing is skipped silently), `earliest` or `latest`. Partitions that have no "
+     "stored offset yet always start at the beginning."},
+    STR("kafka.security_protocol", kafka_security_protocol, "",
+	"Kafka `security.protocol` (`plaintext`, `ssl`, `sasl_ssl`...); empty: librdkafka's "
+	"default."),
+    STR("kafka.sasl_mechanism", kafka_sasl_mechanism, "", "Kafka `sasl.mechanism`."),
+    STR("kafka.sasl_username", kafka_sasl_username, "", "Kafka `sasl.username`."),
+    SECRET("kafka.sasl_password", kafka_sasl_password, "", "Kafka `sasl.password`."),
+    STR("kafka.ssl_ca_location", kafka_ssl_ca_location, "", "Kafka `ssl.ca.location`."),
+    INT("kafka.linger_ms", kafka_linger_ms, "5", 0, 10000,
+	"Producer `linger.ms`: how long to gather a batch."),
+    INT("kafka.fetch_wait_max_ms", kafka_fetch_wait_max_ms, "100", 1, 10000,
+	"Consumer `fetch.wait.max.ms`; the dev broker wants about 10."),
+    INT("kafka.session_timeout_ms", kafka_session_timeout_ms, "10000", 1000, 300000,
+	"Consumer `session.timeout.ms`: how long a dead consumer holds its partitions."),
+    INT("kafka.max_poll_interval_ms", kafka_max_poll_interval_ms, "600000", 10000, 86400000,
+	"Consumer `max.poll.interval.ms`: a sink stuck longer than this (for example while "
+	"PostgreSQL is down) gives up its partitions."),
 
-	STR("ingest.socket", ingest_socket, "/run/mailpipe/ingest.sock",
-	    "Unix socket the ingest FastCGI app listens on (nginx's `fastcgi_pass`)."),
-	{"ingest.socket_mode", CF_OCTAL, O(ingest_socket_mode), "0660", 0, 0777, 0,
-	 "Permissions of the ingest socket (octal)."},
-	INT("ingest.threads", ingest_threads, "8", 1, 256,
-	    "Requests the ingest app serves at once (each waits for Kafka's acknowledgement)."),
-	INT("ingest.deadline_ms", ingest_deadline_ms, "5000", 100, 120000,
-	    "Longest a request waits for Kafka to acknowledge every event before answering 503."),
-	INT("ingest.max_body_bytes", ingest_max_body_bytes, "8388608", 1024, 1073741824,
-	    "Largest request body read (nginx's `client_max_body_size` should match)."),
+    STR("ingest.socket", ingest_socket, "/run/mailpipe/ingest.sock",
+	"Unix socket the ingest FastCGI app listens on (nginx's `fastcgi_pass`)."),
+    {"ingest.socket_mode", CF_OCTAL, O(ingest_socket_mode), "0660", 0, 0777, 0,
+     "Permissions of the ingest socket (octal)."},
+    INT("ingest.threads", ingest_threads, "8", 1, 256,
+	"Requests the ingest app serves at once (each waits for Kafka's acknowledgement)."),
+    INT("ingest.deadline_ms", ingest_deadline_ms, "5000", 100, 120000,
+	"Longest a request waits for Kafka to acknowledge every event before answering 503."),
+    INT("ingest.max_body_bytes", ingest_max_body_bytes, "8388608", 1024, 1073741824,
+	"Largest request body read (nginx's `client_max_body_size` should match)."),
 
-	{"webhook.verify", CF_BOOL, O(webhook_verify), "on", 0, 0, 0,
-	 "Verify the Event Webhook's ECDSA signature. `off` must be set explicitly to run without "
-	 "a public key."},
-	STR("webhook.public_key", webhook_public_key, "",
-	    "The Event Webhook verification key, base64 DER exactly as SendGrid's settings page "
-	    "shows it."),
-	INT("webhook.max_age_seconds", webhook_max_age_seconds, "0", 0, 31536000,
-	    "Refuse signed timestamps older than this; 0 = no age check. SendGrid retries for 24 "
-	    "hours, so anything set should exceed 90000."),
+    {"webhook.verify", CF_BOOL, O(webhook_verify), "on", 0, 0, 0,
+     "Verify the Event Webhook's ECDSA signature. `off` must be set explicitly to run without "
+     "a public key."},
+    STR("webhook.public_key", webhook_public_key, "",
+	"The Event Webhook verification key, base64 DER exactly as SendGrid's settings page "
+	"shows it."),
+    INT("webhook.max_age_seconds", webhook_max_age_seconds, "0", 0, 31536000,
+	"Refuse signed timestamps older than this; 0 = no age check. SendGrid retries for 24 "
+	"hours, so anything set should exceed 90000."),
 
-	SECRET("database.url", database_url, "postgresql:///mailpipe",
-	       "libpq connection string or URI of PostgreSQL."),
-	SECRET("redis.url", redis_url, "redis://127.0.0.1:6379/0",
-	       "Redis URL: `redis://[:password@]host:port/db` or `unix:/path/to.sock`."),
-	STR("redis.prefix", redis_prefix, "mailpipe:", "Prefix of every Redis key mailpipe writes."),
-	INT("redis.marker_ttl_seconds", redis_marker_ttl_seconds, "604800", 60, 31536000,
-	    "How long an 'already written' marker lives in Redis."),
+    SECRET("database.url", database_url, "postgresql:///mailpipe",
+	   "libpq connection string or URI of PostgreSQL."),
+    SECRET("redis.url", redis_url, "redis://127.0.0.1:6379/0",
+	   "Redis URL: `redis://[:password@]host:port/db` or `unix:/path/to.sock`."),
+    STR("redis.prefix", redis_prefix, "mailpipe:", "Prefix of every Redis key mailpipe writes."),
+    INT("redis.marker_ttl_seconds", redis_marker_ttl_seconds, "604800", 60, 31536000,
+	"How long an 'already written' marker lives in Redis."),
 
-	INT("sink.batch_max", sink_batch_max, "1000", 1, 100000,
-	    "Most events the sink writes in one transaction."),
-	INT("sink.batch_ms", sink_batch_ms, "50", 1, 60000,
-	    "Longest the sink waits to fill a batch."),
-	INT("sink.retry_max_ms", sink_retry_max_ms, "5000", 100, 600000,
-	    "Longest pause between reconnection attempts to PostgreSQL."),
+    INT("sink.batch_max", sink_batch_max, "1000", 1, 100000,
+	"Most events the sink writes in one transaction."),
+    INT("sink.batch_ms", sink_batch_ms, "50", 1, 60000, "Longest the sink waits to fill a batch."),
+    INT("sink.retry_max_ms", sink_retry_max_ms, "5000", 100, 600000,
+	"Longest pause between reconnection attempts to PostgreSQL."),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -145,22 +153,23 @@ set_value(struct config *cf, const struct cf_setting *s, const char *value, cons
 		}
 		break;
 	case CF_RESET:
-		if (strcmp(value, "error") && strcmp(value, "earliest") && strcmp(value, "latest")) {
+		if (strcmp(value, "error") && strcmp(value, "earliest") &&
+		    strcmp(value, "latest")) {
 			snprintf(err, errlen,
-				 "%s: invalid value for '%s': expected error, earliest or latest", origin,
-				 s->name);
+				 "%s: invalid value for '%s': expected error, earliest or latest",
+				 origin, s->name);
 			return -1;
 		}
 		break;
-	case CF_STR:
-		break;
+	case CF_STR: break;
 	case CF_INT:
 	case CF_OCTAL:
 		if (parse_long(value, s->type == CF_OCTAL ? 8 : 10, &n) < 0 || n < s->min ||
 		    n > s->max) {
-			snprintf(err, errlen, "%s: invalid value for '%s': expected %s from %ld to %ld",
-				 origin, s->name, s->type == CF_OCTAL ? "octal mode" : "integer",
-				 s->min, s->max);
+			snprintf(err, errlen,
+				 "%s: invalid value for '%s': expected %s from %ld to %ld", origin,
+				 s->name, s->type == CF_OCTAL ? "octal mode" : "integer", s->min,
+				 s->max);
 			return -1;
 		}
 		*(long *)(base + s->off) = n;
@@ -173,8 +182,8 @@ set_value(struct config *cf, const struct cf_setting *s, const char *value, cons
 			 !strcmp(value, "0"))
 			*(int *)(base + s->off) = 0;
 		else {
-			snprintf(err, errlen, "%s: invalid value for '%s': expected on or off", origin,
-				 s->name);
+			snprintf(err, errlen, "%s: invalid value for '%s': expected on or off",
+				 origin, s->name);
 			return -1;
 		}
 		return 0;
@@ -340,7 +349,8 @@ config_write_effective(const struct config *cf, FILE *out)
 			fprintf(out, "%s = %04lo\n", s->name, *(const long *)(base + s->off));
 			break;
 		case CF_BOOL:
-			fprintf(out, "%s = %s\n", s->name, *(const int *)(base + s->off) ? "on" : "off");
+			fprintf(out, "%s = %s\n", s->name,
+				*(const int *)(base + s->off) ? "on" : "off");
 			break;
 		default: {
 			const char *v = *(char *const *)(base + s->off);

@@ -57,11 +57,11 @@ struct config {
  * still be released.
  */
 int config_load(struct config *cf, const char *path, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Sets one key from its text form; origin prefixes any error ("file:3", "MAILPIPE_X"). */
-int config_set(struct config *cf, const char *key, const char *value, const char *origin,
-	       char *err, size_t errlen) __attribute__((warn_unused_result));
+int config_set(struct config *cf, const char *key, const char *value, const char *origin, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
 
 /* Frees the strings cf owns. */
 void config_release(struct config *cf);

@@ -85,7 +85,7 @@ reply_json(struct req *r, int status, json_t *body)
 
 	if (body && text == NULL) {
 		static const char oom[] =
-			"{\"errors\":[{\"message\":\"out of memory\",\"field\":null,\"help\":null}]}";
+		    "{\"errors\":[{\"message\":\"out of memory\",\"field\":null,\"help\":null}]}";
 		reply_raw(r, 500, NULL, oom, sizeof(oom) - 1);
 	} else {
 		reply_raw(r, status, NULL, text, text ? strlen(text) : 0);
@@ -276,7 +276,8 @@ dispatch_run(const struct dispatch_conf *dc, char *err, size_t errlen)
 	}
 	unlink(dc->socket_path);
 	if ((pool.fd = FCGX_OpenSocket(dc->socket_path, 1024)) < 0) {
-		snprintf(err, errlen, "cannot listen on '%s': %s", dc->socket_path, strerror(errno));
+		snprintf(err, errlen, "cannot listen on '%s': %s", dc->socket_path,
+			 strerror(errno));
 		return -1;
 	}
 	if (chmod(dc->socket_path, (mode_t)dc->socket_mode) < 0) {

@@ -16,14 +16,14 @@
 
 struct req {
 	FCGX_Request fcgx;
-	const char *method;  /* borrowed from the FastCGI params */
-	const char *path;    /* without the query string */
-	const char *query;   /* "" when absent */
-	char *body;          /* owned by the dispatcher, NUL-terminated, may hold NULs */
+	const char *method; /* borrowed from the FastCGI params */
+	const char *path;   /* without the query string */
+	const char *query;  /* "" when absent */
+	char *body;         /* owned by the dispatcher, NUL-terminated, may hold NULs */
 	size_t body_len;
-	char id[40];         /* request id: nginx's $request_id, or made up */
-	void *app;           /* the application's context, borrowed */
-	int status;          /* what was answered, for the access log */
+	char id[40]; /* request id: nginx's $request_id, or made up */
+	void *app;   /* the application's context, borrowed */
+	int status;  /* what was answered, for the access log */
 };
 
 typedef void (*handler_fn)(struct req *r);
@@ -46,7 +46,7 @@ struct dispatch_conf {
 
 /* Serves requests until shutdown is requested; in-flight requests finish first. */
 int dispatch_run(const struct dispatch_conf *dc, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* An HTTP request header by its CGI name, e.g. "HTTP_IDEMPOTENCY_KEY"; NULL if absent. */
 const char *req_param(struct req *r, const char *name);
@@ -56,7 +56,7 @@ void reply_json(struct req *r, int status, json_t *body);
 
 /* Answers status with one error; field may be NULL. */
 void reply_error(struct req *r, int status, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Answers status with {"errors": errors} (steals the reference). */
 void reply_errors(struct req *r, int status, json_t *errors);

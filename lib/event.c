@@ -87,8 +87,8 @@ required_string(json_t *obj, const char *name, size_t max, const char **out, cha
 		return -1;
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max) {
-		snprintf(err, errlen, "invalid field '%s': expected a string of 1 to %zu characters",
-			 name, max);
+		snprintf(err, errlen,
+			 "invalid field '%s': expected a string of 1 to %zu characters", name, max);
 		return -1;
 	}
 	*out = json_string_value(v);

@@ -31,8 +31,8 @@ struct event_info {
  * first '.'), else sg_event_id.  Returns -1 with the reason in err and the offending
  * field's name in *field.
  */
-int event_check(json_t *obj, struct event_info *info, char *err, size_t errlen,
-		const char **field) __attribute__((warn_unused_result));
+int event_check(json_t *obj, struct event_info *info, char *err, size_t errlen, const char **field)
+    __attribute__((warn_unused_result));
 
 /* Parses a timestamp value as event_check() does; -1 if unusable. */
 int event_parse_time(json_t *v, int64_t *time_us) __attribute__((warn_unused_result));

@@ -39,7 +39,8 @@ parse_url(struct idem *id, const char *url, char *err, size_t errlen)
 		return id->unix_path[0] ? 0 : -1;
 	}
 	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen, "invalid redis url: expected redis://host:port/db or unix:/path");
+		snprintf(err, errlen,
+			 "invalid redis url: expected redis://host:port/db or unix:/path");
 		return -1;
 	}
 	p = url + 8;
@@ -175,8 +176,7 @@ connect_now(struct idem *id)
 
 /* keys[i] = prefix + ids[i]; one allocation holds them all.  Returns it, or NULL. */
 static char *
-make_keys(const struct idem *id, const char *const *ids, size_t n, const char **keys,
-	  size_t *lens)
+make_keys(const struct idem *id, const char *const *ids, size_t n, const char **keys, size_t *lens)
 {
 	size_t plen = strlen(id->prefix), total = 0;
 	char *buf, *p;

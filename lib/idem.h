@@ -23,10 +23,10 @@ void idem_destroy(struct idem *id);
 
 /* Sets seen[i] to 1 for each ids[i] already marked.  -1 if Redis is unavailable. */
 int idem_seen(struct idem *id, const char *const *ids, size_t n, unsigned char *seen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Marks ids (with the configured TTL).  -1 if Redis is unavailable. */
 int idem_mark(struct idem *id, const char *const *ids, size_t n)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -40,11 +40,11 @@ kconf_new(const struct config *cf, char *err, size_t errlen)
 	const struct {
 		const char *name, *value;
 	} optional[] = {
-		{"security.protocol", cf->kafka_security_protocol},
-		{"sasl.mechanism", cf->kafka_sasl_mechanism},
-		{"sasl.username", cf->kafka_sasl_username},
-		{"sasl.password", cf->kafka_sasl_password},
-		{"ssl.ca.location", cf->kafka_ssl_ca_location},
+	    {"security.protocol", cf->kafka_security_protocol},
+	    {"sasl.mechanism", cf->kafka_sasl_mechanism},
+	    {"sasl.username", cf->kafka_sasl_username},
+	    {"sasl.password", cf->kafka_sasl_password},
+	    {"ssl.ca.location", cf->kafka_ssl_ca_location},
 	};
 
 	if (kconf_set(conf, "bootstrap.servers", cf->kafka_brokers, err, errlen) < 0)

@@ -14,7 +14,7 @@
 rd_kafka_conf_t *kconf_new(const struct config *cf, char *err, size_t errlen);
 
 /* Sets one property; -1 with err filled ("cannot set kafka 'x': ..."). */
-int kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-	      size_t errlen) __attribute__((warn_unused_result));
+int kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -133,7 +133,8 @@ kcons_poll(struct kcons *kc, rd_kafka_message_t **msgs, size_t max, int max_ms, 
 			msgs[n++] = m;
 			continue;
 		}
-		if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR__FATAL) {
+		if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+		    m->err == RD_KAFKA_RESP_ERR__FATAL) {
 			snprintf(err, errlen, "cannot go on consuming topic=%s partition=%d: %s",
 				 m->rkt ? rd_kafka_topic_name(m->rkt) : "-", (int)m->partition,
 				 rd_kafka_message_errstr(m));
@@ -163,7 +164,7 @@ kcons_store(struct kcons *kc, rd_kafka_message_t *const *msgs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
 		rd_kafka_topic_partition_t *p =
-			rd_kafka_topic_partition_list_find(offs, topic, msgs[i]->partition);
+		    rd_kafka_topic_partition_list_find(offs, topic, msgs[i]->partition);
 
 		if (p == NULL)
 			p = rd_kafka_topic_partition_list_add(offs, topic, msgs[i]->partition);

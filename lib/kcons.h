@@ -29,8 +29,8 @@ struct kcons *kcons_new(const struct config *cf, const char *group, const char *
  * Returns the count, or -1 with err when consuming cannot go on (offset reset error,
  * fatal error): the process should exit.
  */
-ssize_t kcons_poll(struct kcons *kc, rd_kafka_message_t **msgs, size_t max, int max_ms,
-		   char *err, size_t errlen);
+ssize_t kcons_poll(struct kcons *kc, rd_kafka_message_t **msgs, size_t max, int max_ms, char *err,
+		   size_t errlen);
 
 /* Marks msgs (borrowed) as processed: stores offset+1 of the highest per partition. */
 void kcons_store(struct kcons *kc, rd_kafka_message_t *const *msgs, size_t n);

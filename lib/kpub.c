@@ -59,8 +59,9 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	w->pending--;
 	if (m->err) {
 		if (w->failed++ == 0)
-			snprintf(w->first_err, sizeof(w->first_err), "kafka delivery to '%s' failed: %s",
-				 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+			snprintf(w->first_err, sizeof(w->first_err),
+				 "kafka delivery to '%s' failed: %s", rd_kafka_topic_name(m->rkt),
+				 rd_kafka_err2str(m->err));
 	}
 	pthread_cond_broadcast(&w->cv);
 	wait_unref_locked(w);

@@ -52,7 +52,7 @@ int kpub_send(struct kpub *kp, struct kpub_wait *w, const char *topic, const voi
  * -1 with the first failure (or the time-out) in err.
  */
 int kpub_wait_done(struct kpub_wait *w, long timeout_ms, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Drops the caller's reference. */
 void kpub_wait_release(struct kpub_wait *w);

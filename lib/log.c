@@ -104,8 +104,9 @@ log_msg(enum log_level lvl, int with_errno, const char *fmt, ...)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ level=%s prog=%s pid=%d msg=",
-			      (int)(tv.tv_usec / 1000), level_names[lvl], log_prog, (int)getpid());
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+			      ".%03dZ level=%s prog=%s pid=%d msg=", (int)(tv.tv_usec / 1000),
+			      level_names[lvl], log_prog, (int)getpid());
 	n = quote(line, sizeof(line) - 2, n, msg);
 	if (log_ctx[0] && n + 8 < sizeof(line)) {
 		memcpy(line + n, " ctx=", 5);

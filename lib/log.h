@@ -23,7 +23,7 @@ void log_set_level(enum log_level lvl);
 void log_set_ctx(const char *ctx);
 
 void log_msg(enum log_level lvl, int with_errno, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...)                                                                             \
 	do {                                                                                       \

@@ -10,8 +10,13 @@ PGconn *
 pgconn_open(const char *url, const char *app, char *err, size_t errlen)
 {
 	/* Defaults first: expand_dbname lets the url's own keywords override them. */
-	const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-			      "keepalives_count", "application_name", "dbname", NULL};
+	const char *keys[] = {"connect_timeout",
+			      "keepalives_idle",
+			      "keepalives_interval",
+			      "keepalives_count",
+			      "application_name",
+			      "dbname",
+			      NULL};
 	const char *vals[] = {"5", "10", "5", "3", app, url, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 

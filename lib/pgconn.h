@@ -25,6 +25,6 @@ enum pg_failure pgconn_classify(PGconn *conn, const PGresult *res);
 
 /* Runs a command without parameters that must succeed; -1 with err filled. */
 int pgconn_exec(PGconn *conn, const char *sql, enum pg_failure *why, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

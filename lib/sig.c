@@ -50,7 +50,12 @@ sig_key_new(const char *b64, char *err, size_t errlen)
 		snprintf(err, errlen, "public key is not a DER SubjectPublicKeyInfo");
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC || EVP_PKEY_get_bits(pkey) != 256) {
+	char group[64] = "";
+	size_t glen = 0;
+	/* 256 bits is not enough: secp256k1 and brainpoolP256r1 are 256-bit curves too. */
+	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_group_name(pkey, group, sizeof(group), &glen) != 1 ||
+	    strcmp(group, "prime256v1") != 0) {
 		snprintf(err, errlen, "public key is not an ECDSA P-256 key");
 		goto out;
 	}
@@ -133,8 +138,7 @@ sig_verify(const struct sig_key *key, const char *sig_b64, const char *timestamp
 		goto out;
 	}
 	switch (EVP_DigestVerifyFinal(ctx, der, derlen)) {
-	case 1:
-		break;
+	case 1: break;
 	case 0:
 		snprintf(err, errlen, "signature does not match the body and timestamp");
 		st = SIG_MISMATCH;

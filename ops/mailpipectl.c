@@ -21,9 +21,15 @@ static const struct mailpipectl_cmd cmds[] = {
     {"partitions", mailpipectl_partitions_cmd,
      "[--months-ahead N] [--database-url URL]\n"
      "\t\tcreate the missing monthly partitions of 'events'"},
+    {"config", mailpipectl_config_cmd,
+     "[-c FILE]\n"
+     "\t\tcheck the settings (file, then MAILPIPE_* variables) and print them, secrets hidden"},
+    {"config-table", mailpipectl_config_table_cmd,
+     "\n\t\tprint the table of every setting as Markdown (the README's table)"},
 };
 
-void mailpipectl_errx(const char *fmt, ...)
+void
+mailpipectl_errx(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -34,7 +40,8 @@ void mailpipectl_errx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static void usage(FILE *out)
+static void
+usage(FILE *out)
 {
 	size_t i;
 
@@ -47,7 +54,8 @@ static void usage(FILE *out)
 	      out);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	size_t i;
 

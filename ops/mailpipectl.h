@@ -27,6 +27,8 @@ enum {
 /* subcommands (mailpipectl_migrate.c, mailpipectl_partitions.c) */
 int mailpipectl_migrate_cmd(int argc, char **argv);
 int mailpipectl_partitions_cmd(int argc, char **argv);
+int mailpipectl_config_cmd(int argc, char **argv);
+int mailpipectl_config_table_cmd(int argc, char **argv);
 
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -39,7 +41,7 @@ void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2))
  * (never containing the url, which may hold a password).
  */
 int mailpipectl_db_connect(const char *url, PGconn **out, char *err,
-                           size_t errlen) MAILPIPECTL_MUSTCHECK;
+			   size_t errlen) MAILPIPECTL_MUSTCHECK;
 
 /*
  * Copies the error of res (or, when res is NULL, of conn) into err as one
@@ -53,6 +55,6 @@ void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t e
  * function's default. Stores the number of partitions created in *created.
  */
 int mailpipectl_db_ensure_partitions(PGconn *conn, int months_ahead, int *created, char *err,
-                                     size_t errlen) MAILPIPECTL_MUSTCHECK;
+				     size_t errlen) MAILPIPECTL_MUSTCHECK;
 
 #endif /* MAILPIPECTL_H */

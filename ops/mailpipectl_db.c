@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "mailpipectl.h"
 
 /* Appends src to dst (size dstlen, NUL-terminated), turning each run of
  * whitespace (libpq's messages span lines) into one space. */
-static void append_oneline(char *dst, size_t dstlen, const char *src)
+static void
+append_oneline(char *dst, size_t dstlen, const char *src)
 {
 	size_t n = strlen(dst);
 	char c;
@@ -29,7 +31,8 @@ static void append_oneline(char *dst, size_t dstlen, const char *src)
 	dst[n] = '\0';
 }
 
-static void trim_end(char *s)
+static void
+trim_end(char *s)
 {
 	size_t n = strlen(s);
 
@@ -37,7 +40,8 @@ static void trim_end(char *s)
 		s[--n] = '\0';
 }
 
-void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+void
+mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 {
 	const char *primary = NULL, *detail = NULL, *hint = NULL;
 
@@ -72,7 +76,8 @@ void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t e
 }
 
 /* Prints server NOTICEs and WARNINGs, e.g. from mailpipe_ensure_partitions(). */
-static void notice_receiver(void *arg, const PGresult *res)
+static void
+notice_receiver(void *arg, const PGresult *res)
 {
 	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -91,7 +96,8 @@ static void notice_receiver(void *arg, const PGresult *res)
 	mailpipectl_errx("%s", line);
 }
 
-int mailpipectl_db_connect(const char *url, PGconn **out, char *err, size_t errlen)
+int
+mailpipectl_db_connect(const char *url, PGconn **out, char *err, size_t errlen)
 {
 	/* entries before dbname are defaults the url may override; entries after
 	 * it override the url (none do) */
@@ -101,13 +107,23 @@ int mailpipectl_db_connect(const char *url, PGconn **out, char *err, size_t errl
 	char why[512];
 	int rc = -1;
 
+	struct config cf;
+	int have_cf = 0;
+
 	*out = NULL;
-	if (url == NULL)
-		url = getenv(MAILPIPECTL_DATABASE_URL_ENV);
+	if (url == NULL) {
+		/* The shared settings: MAILPIPE_CONFIG's file, then MAILPIPE_DATABASE_URL. */
+		have_cf = 1;
+		if (config_load(&cf, NULL, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s", why);
+			goto out;
+		}
+		url = cf.database_url;
+	}
 	if (url == NULL || url[0] == '\0') {
 		snprintf(err, errlen,
-		         "no database url: set " MAILPIPECTL_DATABASE_URL_ENV
-		         " or pass '--database-url'");
+			 "no database url: set " MAILPIPECTL_DATABASE_URL_ENV
+			 " or pass '--database-url'");
 		goto out;
 	}
 	vals[1] = url;
@@ -123,11 +139,14 @@ int mailpipectl_db_connect(const char *url, PGconn **out, char *err, size_t errl
 	rc = 0;
 out:
 	PQfinish(conn);
+	if (have_cf)
+		config_release(&cf);
 	return rc;
 }
 
-int mailpipectl_db_ensure_partitions(PGconn *conn, int months_ahead, int *created, char *err,
-                                     size_t errlen)
+int
+mailpipectl_db_ensure_partitions(PGconn *conn, int months_ahead, int *created, char *err,
+				 size_t errlen)
 {
 	PGresult *res = NULL;
 	char arg[16], why[512];
@@ -142,7 +161,7 @@ int mailpipectl_db_ensure_partitions(PGconn *conn, int months_ahead, int *create
 		snprintf(arg, sizeof(arg), "%d", months_ahead);
 		params[0] = arg;
 		res = PQexecParams(conn, "SELECT mailpipe_ensure_partitions($1::int)", 1, NULL,
-		                   params, NULL, NULL, 0);
+				   params, NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));

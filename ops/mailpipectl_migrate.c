@@ -58,7 +58,8 @@ struct migrate_state {
 	size_t nrows;
 };
 
-static void migrate_usage(FILE *out)
+static void
+migrate_usage(FILE *out)
 {
 	fputs("usage: mailpipectl migrate [--dir SQLDIR] [--status] [--database-url URL]\n"
 	      "  apply the pending SQLDIR/NNN_name.sql migrations in order, each in its own\n"
@@ -68,7 +69,8 @@ static void migrate_usage(FILE *out)
 	      out);
 }
 
-static void state_release(struct migrate_state *st)
+static void
+state_release(struct migrate_state *st)
 {
 	size_t i;
 
@@ -89,7 +91,8 @@ static void state_release(struct migrate_state *st)
 /* Finds the first directory containing sql/, walking up from the directory
  * of /proc/self/exe: <repo>/build/mailpipectl and <repo>/build/san/mailpipectl
  * both give <repo>/sql. */
-static int MAILPIPECTL_MUSTCHECK default_sql_dir(char *out, size_t outlen, char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+default_sql_dir(char *out, size_t outlen, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], start[PATH_MAX], cand[PATH_MAX + 8], *slash;
 	struct stat sb;
@@ -99,13 +102,13 @@ static int MAILPIPECTL_MUSTCHECK default_sql_dir(char *out, size_t outlen, char 
 	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
 	if (n < 0) {
 		snprintf(err, errlen, "cannot resolve '/proc/self/exe': %s: pass '--dir'",
-		         strerror(errno));
+			 strerror(errno));
 		goto out;
 	}
 	dir[n] = '\0';
 	if ((slash = strrchr(dir, '/')) == NULL) {
 		snprintf(err, errlen,
-		         "cannot resolve '/proc/self/exe': not absolute: pass '--dir'");
+			 "cannot resolve '/proc/self/exe': not absolute: pass '--dir'");
 		goto out;
 	}
 	*slash = '\0';
@@ -125,7 +128,7 @@ static int MAILPIPECTL_MUSTCHECK default_sql_dir(char *out, size_t outlen, char 
 		*slash = '\0'; /* "/a/b" -> "/a" -> "" (the root) */
 	}
 	snprintf(err, errlen, "cannot find a 'sql' directory above '%s': pass '--dir'",
-	         start[0] != '\0' ? start : "/");
+		 start[0] != '\0' ? start : "/");
 out:
 	return rc;
 }
@@ -134,7 +137,8 @@ out:
  * not 0; name: letters, digits, '_' or '-'), 0 when it does not end in
  * ".sql" or is hidden (not a migration), -1 when it ends in ".sql" but is not
  * a valid migration name. */
-static int parse_file_name(const char *name, int *version)
+static int
+parse_file_name(const char *name, int *version)
 {
 	size_t len = strlen(name), i, digits = 0;
 	long v = 0;
@@ -157,8 +161,8 @@ static int parse_file_name(const char *name, int *version)
 }
 
 /* Reads path into m->sql (new allocation) and sets m->len and m->checksum. */
-static int MAILPIPECTL_MUSTCHECK load_file(const char *path, struct migration *m, char *err,
-                                           size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+load_file(const char *path, struct migration *m, char *err, size_t errlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
@@ -174,7 +178,7 @@ static int MAILPIPECTL_MUSTCHECK load_file(const char *path, struct migration *m
 	}
 	if (sb.st_size > MIGRATE_FILE_MAX) {
 		snprintf(err, errlen, "cannot read '%s': larger than %ld bytes", path,
-		         MIGRATE_FILE_MAX);
+			 MIGRATE_FILE_MAX);
 		goto out;
 	}
 	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
@@ -184,7 +188,7 @@ static int MAILPIPECTL_MUSTCHECK load_file(const char *path, struct migration *m
 	got = fread(buf, 1, (size_t)sb.st_size + 1, f);
 	if (ferror(f) || got != (size_t)sb.st_size) {
 		snprintf(err, errlen, "cannot read '%s': %s", path,
-		         ferror(f) ? strerror(errno) : "file changed while reading");
+			 ferror(f) ? strerror(errno) : "file changed while reading");
 		goto out;
 	}
 	buf[got] = '\0';
@@ -210,7 +214,8 @@ out:
 	return rc;
 }
 
-static int cmp_migration(const void *a, const void *b)
+static int
+cmp_migration(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
 
@@ -219,7 +224,8 @@ static int cmp_migration(const void *a, const void *b)
 
 /* Loads every migration of st->dir into st->files, sorted; refuses badly
  * named .sql files and duplicate versions. */
-static int MAILPIPECTL_MUSTCHECK load_files(struct migrate_state *st, char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+load_files(struct migrate_state *st, char *err, size_t errlen)
 {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct migration *grown;
@@ -231,7 +237,7 @@ static int MAILPIPECTL_MUSTCHECK load_files(struct migrate_state *st, char *err,
 
 	if ((d = opendir(st->dir)) == NULL) {
 		snprintf(err, errlen, "cannot open migrations directory '%s': %s", st->dir,
-		         strerror(errno));
+			 strerror(errno));
 		goto out;
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
@@ -246,8 +252,8 @@ static int MAILPIPECTL_MUSTCHECK load_files(struct migrate_state *st, char *err,
 			continue;
 		if (kind < 0) {
 			snprintf(err, errlen,
-			         "unexpected file '%s' in '%s': migrations are named NNN_name.sql",
-			         de->d_name, st->dir);
+				 "unexpected file '%s' in '%s': migrations are named NNN_name.sql",
+				 de->d_name, st->dir);
 			goto out;
 		}
 		if (st->nfiles == cap) {
@@ -277,7 +283,7 @@ static int MAILPIPECTL_MUSTCHECK load_files(struct migrate_state *st, char *err,
 	for (i = 1; i < st->nfiles; i++) {
 		if (st->files[i].version == st->files[i - 1].version) {
 			snprintf(err, errlen, "duplicate migration version %d: '%s' and '%s'",
-			         st->files[i].version, st->files[i - 1].name, st->files[i].name);
+				 st->files[i].version, st->files[i - 1].name, st->files[i].name);
 			goto out;
 		}
 	}
@@ -288,13 +294,15 @@ out:
 	return rc;
 }
 
-static char *dup_value(const PGresult *res, int row, int col)
+static char *
+dup_value(const PGresult *res, int row, int col)
 {
 	return strdup(PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
 /* Sets *exists to whether schema_migrations exists (in the search_path). */
-static int MAILPIPECTL_MUSTCHECK table_exists(PGconn *conn, int *exists, char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+table_exists(PGconn *conn, int *exists, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	char why[512];
@@ -313,17 +321,18 @@ out:
 	return rc;
 }
 
-static int MAILPIPECTL_MUSTCHECK create_table(PGconn *conn, char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+create_table(PGconn *conn, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	char why[512];
 	int rc = -1;
 
 	res = PQexec(conn, "CREATE TABLE schema_migrations ("
-	                   " version int PRIMARY KEY,"
-	                   " name text NOT NULL,"
-	                   " checksum text NOT NULL,"
-	                   " applied_at timestamptz NOT NULL DEFAULT now())");
+			   " version int PRIMARY KEY,"
+			   " name text NOT NULL,"
+			   " checksum text NOT NULL,"
+			   " applied_at timestamptz NOT NULL DEFAULT now())");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));
 		snprintf(err, errlen, "cannot create 'schema_migrations': %s", why);
@@ -336,8 +345,8 @@ out:
 }
 
 /* Loads schema_migrations into st->rows, sorted by version. */
-static int MAILPIPECTL_MUSTCHECK load_applied(PGconn *conn, struct migrate_state *st, char *err,
-                                              size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+load_applied(PGconn *conn, struct migrate_state *st, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	struct applied *a;
@@ -346,8 +355,8 @@ static int MAILPIPECTL_MUSTCHECK load_applied(PGconn *conn, struct migrate_state
 
 	res =
 	    PQexec(conn, "SELECT version, name, checksum,"
-	                 " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	                 " FROM schema_migrations ORDER BY version");
+			 " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+			 " FROM schema_migrations ORDER BY version");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));
 		snprintf(err, errlen, "cannot read 'schema_migrations': %s", why);
@@ -376,7 +385,8 @@ out:
 	return rc;
 }
 
-static const struct applied *find_applied(const struct migrate_state *st, int version)
+static const struct applied *
+find_applied(const struct migrate_state *st, int version)
 {
 	size_t i;
 
@@ -387,7 +397,8 @@ static const struct applied *find_applied(const struct migrate_state *st, int ve
 	return NULL;
 }
 
-static const struct migration *find_file(const struct migrate_state *st, int version)
+static const struct migration *
+find_file(const struct migrate_state *st, int version)
 {
 	size_t i;
 
@@ -399,8 +410,8 @@ static const struct migration *find_file(const struct migrate_state *st, int ver
 }
 
 /* Refuses to migrate when the applied history and the files disagree. */
-static int MAILPIPECTL_MUSTCHECK check_history(const struct migrate_state *st, char *err,
-                                               size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+check_history(const struct migrate_state *st, char *err, size_t errlen)
 {
 	const struct migration *m;
 	const struct applied *a;
@@ -412,17 +423,17 @@ static int MAILPIPECTL_MUSTCHECK check_history(const struct migrate_state *st, c
 		a = &st->rows[i];
 		if ((m = find_file(st, a->version)) == NULL) {
 			snprintf(err, errlen,
-			         "applied migration '%s' (version %d) has no file in '%s': "
-			         "is this mailpipectl older than the database?",
-			         a->name, a->version, st->dir);
+				 "applied migration '%s' (version %d) has no file in '%s': "
+				 "is this mailpipectl older than the database?",
+				 a->name, a->version, st->dir);
 			goto out;
 		}
 		if (strcmp(a->checksum, m->checksum) != 0) {
 			snprintf(err, errlen,
-			         "migration '%s' changed after it was applied on %s "
-			         "(checksum %.12s in the database, %.12s on disk): "
-			         "restore it and add a new migration instead",
-			         m->name, a->applied_at, a->checksum, m->checksum);
+				 "migration '%s' changed after it was applied on %s "
+				 "(checksum %.12s in the database, %.12s on disk): "
+				 "restore it and add a new migration instead",
+				 m->name, a->applied_at, a->checksum, m->checksum);
 			goto out;
 		}
 	}
@@ -430,9 +441,9 @@ static int MAILPIPECTL_MUSTCHECK check_history(const struct migrate_state *st, c
 		m = &st->files[i];
 		if (m->version < last && find_applied(st, m->version) == NULL) {
 			snprintf(err, errlen,
-			         "migration '%s' is pending but version %d is already applied: "
-			         "migrations are forward-only, renumber it above %d",
-			         m->name, last, last);
+				 "migration '%s' is pending but version %d is already applied: "
+				 "migrations are forward-only, renumber it above %d",
+				 m->name, last, last);
 			goto out;
 		}
 	}
@@ -443,7 +454,8 @@ out:
 
 /* Converts a 1-based character position in sql (PG_DIAG_STATEMENT_POSITION,
  * counted in characters of the UTF-8 text) into a 1-based line number. */
-static int position_line(const char *sql, long pos)
+static int
+position_line(const char *sql, long pos)
 {
 	int line = 1;
 	long chars = 0;
@@ -459,8 +471,8 @@ static int position_line(const char *sql, long pos)
 	return line;
 }
 
-static int MAILPIPECTL_MUSTCHECK exec_command(PGconn *conn, const char *sql, const char *what,
-                                              char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+exec_command(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);
 	char why[512];
@@ -476,8 +488,8 @@ static int MAILPIPECTL_MUSTCHECK exec_command(PGconn *conn, const char *sql, con
 }
 
 /* Applies m in its own transaction together with its schema_migrations row. */
-static int MAILPIPECTL_MUSTCHECK apply_one(PGconn *conn, const struct migration *m, char *err,
-                                           size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+apply_one(PGconn *conn, const struct migration *m, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	const char *params[3], *pos;
@@ -492,13 +504,12 @@ static int MAILPIPECTL_MUSTCHECK apply_one(PGconn *conn, const struct migration 
 	switch (PQresultStatus(res)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
-	case PGRES_EMPTY_QUERY:
-		break;
+	case PGRES_EMPTY_QUERY: break;
 	default:
 		mailpipectl_db_error(conn, res, why, sizeof(why));
 		if ((pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION)) != NULL)
 			snprintf(where, sizeof(where), " at line %d",
-			         position_line(m->sql, strtol(pos, NULL, 10)));
+				 position_line(m->sql, strtol(pos, NULL, 10)));
 		snprintf(err, errlen, "migration '%s' failed%s: %s", m->name, where, why);
 		goto out;
 	}
@@ -507,9 +518,9 @@ static int MAILPIPECTL_MUSTCHECK apply_one(PGconn *conn, const struct migration 
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		begun = 0;
 		snprintf(err, errlen,
-		         "migration '%s' ended the transaction itself (COMMIT or ROLLBACK in the "
-		         "file?): it may be partly applied and is not recorded, check by hand",
-		         m->name);
+			 "migration '%s' ended the transaction itself (COMMIT or ROLLBACK in the "
+			 "file?): it may be partly applied and is not recorded, check by hand",
+			 m->name);
 		goto out;
 	}
 
@@ -518,9 +529,9 @@ static int MAILPIPECTL_MUSTCHECK apply_one(PGconn *conn, const struct migration 
 	params[1] = m->name;
 	params[2] = m->checksum;
 	res = PQexecParams(conn,
-	                   "INSERT INTO schema_migrations (version, name, checksum)"
-	                   " VALUES ($1::int, $2::text, $3::text)",
-	                   3, NULL, params, NULL, NULL, 0);
+			   "INSERT INTO schema_migrations (version, name, checksum)"
+			   " VALUES ($1::int, $2::text, $3::text)",
+			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));
 		snprintf(err, errlen, "cannot record migration '%s': %s", m->name, why);
@@ -542,7 +553,8 @@ out:
 }
 
 /* Takes the migration advisory lock, saying so when it has to wait. */
-static int MAILPIPECTL_MUSTCHECK lock_migrations(PGconn *conn, char *err, size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+lock_migrations(PGconn *conn, char *err, size_t errlen)
 {
 	const char *params[1] = {MIGRATE_LOCK_KEY};
 	PGresult *res = NULL;
@@ -550,15 +562,15 @@ static int MAILPIPECTL_MUSTCHECK lock_migrations(PGconn *conn, char *err, size_t
 	int rc = -1;
 
 	res = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, params, NULL,
-	                   NULL, 0);
+			   NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    PQgetvalue(res, 0, 0)[0] != 't') {
 		mailpipectl_errx("waiting for another 'mailpipectl migrate' to finish "
-		                 "(advisory lock %s)",
-		                 MIGRATE_LOCK_KEY);
+				 "(advisory lock %s)",
+				 MIGRATE_LOCK_KEY);
 		PQclear(res);
 		res = PQexecParams(conn, "SELECT pg_advisory_lock($1::bigint)", 1, NULL, params,
-		                   NULL, NULL, 0);
+				   NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));
@@ -571,7 +583,8 @@ out:
 	return rc;
 }
 
-static long elapsed_ms(const struct timespec *t0)
+static long
+elapsed_ms(const struct timespec *t0)
 {
 	struct timespec t1;
 
@@ -579,8 +592,8 @@ static long elapsed_ms(const struct timespec *t0)
 	return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
-static int MAILPIPECTL_MUSTCHECK run_migrate(PGconn *conn, struct migrate_state *st, char *err,
-                                             size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+run_migrate(PGconn *conn, struct migrate_state *st, char *err, size_t errlen)
 {
 	const struct migration *m;
 	const char *params[1] = {MIGRATE_LOCK_KEY};
@@ -617,12 +630,12 @@ out:
 	/* closing the connection would release it too */
 	if (locked)
 		PQclear(PQexecParams(conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, params,
-		                     NULL, NULL, 0));
+				     NULL, NULL, 0));
 	return rc;
 }
 
-static int MAILPIPECTL_MUSTCHECK run_status(PGconn *conn, struct migrate_state *st, char *err,
-                                            size_t errlen)
+static int MAILPIPECTL_MUSTCHECK
+run_status(PGconn *conn, struct migrate_state *st, char *err, size_t errlen)
 {
 	const struct migration *m;
 	const struct applied *a;
@@ -641,16 +654,16 @@ static int MAILPIPECTL_MUSTCHECK run_status(PGconn *conn, struct migrate_state *
 			npending++;
 			printf("%-7d %-36s %-8s %s%s\n", m->version, m->name, "pending", "-",
 			       m->version < last ? "  (older than an applied migration: "
-			                           "migrate refuses it)"
-			                         : "");
+						   "migrate refuses it)"
+						 : "");
 			continue;
 		}
 		napplied++;
 		printf("%-7d %-36s %-8s %s%s\n", m->version, m->name,
 		       strcmp(a->checksum, m->checksum) == 0 ? "applied" : "changed", a->applied_at,
 		       strcmp(a->checksum, m->checksum) == 0
-		           ? ""
-		           : "  (file differs from the applied one)");
+			   ? ""
+			   : "  (file differs from the applied one)");
 	}
 	for (i = 0; i < st->nrows; i++) {
 		a = &st->rows[i];
@@ -664,7 +677,8 @@ static int MAILPIPECTL_MUSTCHECK run_status(PGconn *conn, struct migrate_state *
 	return 0;
 }
 
-int mailpipectl_migrate_cmd(int argc, char **argv)
+int
+mailpipectl_migrate_cmd(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"dir", required_argument, NULL, 'D'},
@@ -683,18 +697,10 @@ int mailpipectl_migrate_cmd(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'D':
-			dir = optarg;
-			break;
-		case 's':
-			status_only = 1;
-			break;
-		case 'd':
-			url = optarg;
-			break;
-		case 'h':
-			migrate_usage(stdout);
-			return MAILPIPECTL_EXIT_USAGE;
+		case 'D': dir = optarg; break;
+		case 's': status_only = 1; break;
+		case 'd': url = optarg; break;
+		case 'h': migrate_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		case ':':
 			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
 			migrate_usage(stderr);
@@ -724,7 +730,7 @@ int mailpipectl_migrate_cmd(int argc, char **argv)
 	    mailpipectl_db_connect(url, &conn, err, sizeof(err)) < 0)
 		goto out;
 	if (status_only ? run_status(conn, &st, err, sizeof(err)) < 0
-	                : run_migrate(conn, &st, err, sizeof(err)) < 0)
+			: run_migrate(conn, &st, err, sizeof(err)) < 0)
 		goto out;
 	status = MAILPIPECTL_EXIT_OK;
 out:

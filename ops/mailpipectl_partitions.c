@@ -13,7 +13,8 @@
 
 #define MONTHS_AHEAD_MAX 120 /* the SQL function's own limit */
 
-static void partitions_usage(FILE *out)
+static void
+partitions_usage(FILE *out)
 {
 	fputs("usage: mailpipectl partitions [--months-ahead N] [--database-url URL]\n"
 	      "  create the monthly partitions events_yYYYYmMM from last month through N\n"
@@ -23,7 +24,8 @@ static void partitions_usage(FILE *out)
 	      out);
 }
 
-int mailpipectl_partitions_cmd(int argc, char **argv)
+int
+mailpipectl_partitions_cmd(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"months-ahead", required_argument, NULL, 'm'},
@@ -46,17 +48,13 @@ int mailpipectl_partitions_cmd(int argc, char **argv)
 			if (errno != 0 || end == optarg || *end != '\0' || n < 0 ||
 			    n > MONTHS_AHEAD_MAX) {
 				mailpipectl_errx("invalid '--months-ahead' '%s': expected 0 to %d",
-				                 optarg, MONTHS_AHEAD_MAX);
+						 optarg, MONTHS_AHEAD_MAX);
 				return MAILPIPECTL_EXIT_USAGE;
 			}
 			months_ahead = (int)n;
 			break;
-		case 'd':
-			url = optarg;
-			break;
-		case 'h':
-			partitions_usage(stdout);
-			return MAILPIPECTL_EXIT_USAGE;
+		case 'd': url = optarg; break;
+		case 'h': partitions_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		case ':':
 			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
 			partitions_usage(stderr);

@@ -115,14 +115,14 @@ classify(struct sink *s, size_t n, size_t *ndead)
 		}
 		s->docs[i] = doc;
 		s->ev[nev] = (struct sink_event){
-			.topic = topic,
-			.sg_event_id = info.sg_event_id,
-			.time_us = info.time_us,
-			.raw = m->payload,
-			.raw_len = m->len,
-			.received_ms = rd_kafka_message_timestamp(m, NULL),
-			.partition = m->partition,
-			.offset = m->offset,
+		    .topic = topic,
+		    .sg_event_id = info.sg_event_id,
+		    .time_us = info.time_us,
+		    .raw = m->payload,
+		    .raw_len = m->len,
+		    .received_ms = rd_kafka_message_timestamp(m, NULL),
+		    .partition = m->partition,
+		    .offset = m->offset,
 		};
 		s->ids[nev++] = info.sg_event_id;
 	}
@@ -218,8 +218,8 @@ run(struct sink *s)
 			last = s->total;
 			next_report = now + REPORT_EVERY_S;
 		}
-		n = kcons_poll(s->kc, s->msgs, (size_t)cf->sink_batch_max, (int)cf->sink_batch_ms, err,
-			       sizeof(err));
+		n = kcons_poll(s->kc, s->msgs, (size_t)cf->sink_batch_max, (int)cf->sink_batch_ms,
+			       err, sizeof(err));
 		if (n < 0) {
 			log_errx("%s", err);
 			return -1;
@@ -285,8 +285,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	backoff_init(&s.bo, 200, cf.sink_retry_max_ms);
-	if ((s.idem = idem_new(cf.redis_url, cf.redis_prefix, "ev", cf.redis_marker_ttl_seconds, err,
-			       sizeof(err))) == NULL) {
+	if ((s.idem = idem_new(cf.redis_url, cf.redis_prefix, "ev", cf.redis_marker_ttl_seconds,
+			       err, sizeof(err))) == NULL) {
 		log_errx("invalid redis.url: %s", err);
 		goto out;
 	}

@@ -50,7 +50,7 @@ void store_destroy(struct store *st);
  */
 int store_write(struct store *st, const struct sink_event *ev, size_t nev, struct sink_dead *dead,
 		size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Creates the coming months' events partitions; -1 with err. */
 int store_maintain(struct store *st, char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -24,39 +24,39 @@ struct store {
 };
 
 static const char stage_sql[] =
-	"CREATE TEMP TABLE IF NOT EXISTS sink_stage ("
-	" sg_event_id text NOT NULL, event_us bigint NOT NULL, raw jsonb NOT NULL,"
-	" received_ms bigint NOT NULL, kafka_partition int, kafka_offset bigint"
-	") ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE IF NOT EXISTS sink_stage ("
+    " sg_event_id text NOT NULL, event_us bigint NOT NULL, raw jsonb NOT NULL,"
+    " received_ms bigint NOT NULL, kafka_partition int, kafka_offset bigint"
+    ") ON COMMIT DELETE ROWS";
 
 static const char copy_sql[] = "COPY sink_stage FROM STDIN";
 
 static const char insert_sql[] =
-	"WITH fresh AS ("
-	"  INSERT INTO event_ids (sg_event_id, event_time)"
-	"  SELECT DISTINCT ON (sg_event_id) sg_event_id,"
-	"         timestamptz 'epoch' + event_us * interval '1 microsecond'"
-	"  FROM sink_stage ORDER BY sg_event_id, kafka_offset"
-	"  ON CONFLICT (sg_event_id) DO NOTHING"
-	"  RETURNING sg_event_id)"
-	" INSERT INTO events (sg_event_id, event, email, event_time, sg_message_id, message_id,"
-	"   category, reason, status, type, url, raw, received_at, kafka_partition, kafka_offset)"
-	" SELECT DISTINCT ON (s.sg_event_id) s.sg_event_id, s.raw->>'event', s.raw->>'email',"
-	"   timestamptz 'epoch' + s.event_us * interval '1 microsecond',"
-	"   s.raw->>'sg_message_id', s.raw->>'mailpipe_message_id',"
-	"   CASE jsonb_typeof(s.raw->'category')"
-	"     WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(s.raw->'category'))"
-	"     WHEN 'string' THEN ARRAY[s.raw->>'category'] END,"
-	"   s.raw->>'reason', s.raw->>'status', s.raw->>'type', s.raw->>'url', s.raw,"
-	"   timestamptz 'epoch' + s.received_ms * interval '1 millisecond',"
-	"   s.kafka_partition, s.kafka_offset"
-	" FROM sink_stage s JOIN fresh USING (sg_event_id)"
-	" ORDER BY s.sg_event_id, s.kafka_offset";
+    "WITH fresh AS ("
+    "  INSERT INTO event_ids (sg_event_id, event_time)"
+    "  SELECT DISTINCT ON (sg_event_id) sg_event_id,"
+    "         timestamptz 'epoch' + event_us * interval '1 microsecond'"
+    "  FROM sink_stage ORDER BY sg_event_id, kafka_offset"
+    "  ON CONFLICT (sg_event_id) DO NOTHING"
+    "  RETURNING sg_event_id)"
+    " INSERT INTO events (sg_event_id, event, email, event_time, sg_message_id, message_id,"
+    "   category, reason, status, type, url, raw, received_at, kafka_partition, kafka_offset)"
+    " SELECT DISTINCT ON (s.sg_event_id) s.sg_event_id, s.raw->>'event', s.raw->>'email',"
+    "   timestamptz 'epoch' + s.event_us * interval '1 microsecond',"
+    "   s.raw->>'sg_message_id', s.raw->>'mailpipe_message_id',"
+    "   CASE jsonb_typeof(s.raw->'category')"
+    "     WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(s.raw->'category'))"
+    "     WHEN 'string' THEN ARRAY[s.raw->>'category'] END,"
+    "   s.raw->>'reason', s.raw->>'status', s.raw->>'type', s.raw->>'url', s.raw,"
+    "   timestamptz 'epoch' + s.received_ms * interval '1 millisecond',"
+    "   s.kafka_partition, s.kafka_offset"
+    " FROM sink_stage s JOIN fresh USING (sg_event_id)"
+    " ORDER BY s.sg_event_id, s.kafka_offset";
 
 static const char dead_sql[] =
-	"INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)"
-	" VALUES ($1, $2, $3, $4, $5)"
-	" ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
+    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)"
+    " VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
 
 struct buf {
 	char *p;
@@ -109,9 +109,9 @@ buf_printf_row_tail(struct buf *b, const struct sink_event *e)
 {
 	if (buf_reserve(b, 96) < 0)
 		return -1;
-	b->len += (size_t)snprintf(b->p + b->len, 96, "\t%lld\t%d\t%lld\n",
-				   (long long)e->received_ms, (int)e->partition,
-				   (long long)e->offset);
+	b->len +=
+	    (size_t)snprintf(b->p + b->len, 96, "\t%lld\t%d\t%lld\n", (long long)e->received_ms,
+			     (int)e->partition, (long long)e->offset);
 	return 0;
 }
 
@@ -188,7 +188,8 @@ write_events(PGconn *conn, const struct sink_event *ev, size_t nev, char *err, s
 		    buf_reserve(&b, 32) < 0)
 			goto oom;
 		b.len += (size_t)snprintf(b.p + b.len, 32, "\t%lld\t", (long long)ev[i].time_us);
-		if (buf_field(&b, ev[i].raw, ev[i].raw_len) < 0 || buf_printf_row_tail(&b, &ev[i]) < 0)
+		if (buf_field(&b, ev[i].raw, ev[i].raw_len) < 0 ||
+		    buf_printf_row_tail(&b, &ev[i]) < 0)
 			goto oom;
 	}
 	res = PQexec(conn, copy_sql);
@@ -318,7 +319,8 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 			log_warnx("batch refused (%s): writing its events one by one", err);
 			if (exec_ok(st->conn, "ROLLBACK", err, errlen) < 0 ||
 			    exec_ok(st->conn, "BEGIN", err, errlen) < 0 ||
-			    write_isolated(st, ev, nev, dead, ndead, dead_cap, res, err, errlen) < 0)
+			    write_isolated(st, ev, nev, dead, ndead, dead_cap, res, err, errlen) <
+				0)
 				goto fail;
 		} else {
 			goto fail;
