@@ -5,7 +5,9 @@
  * 2. Parse the body: a JSON array of objects (400 otherwise).
  * 3. Publish each valid event, exactly as received, to the events topic keyed by message;
  *    each invalid one to the dead-letter topic with the reason in an `error` header (a
- *    SendGrid retry could never fix it, so the batch is still acknowledged).
+ *    SendGrid retry could never fix it, so the batch is still acknowledged).  An event
+ *    larger than one Kafka message is invalid in that sense too: its dead letter keeps
+ *    its first DEAD_HEAD_BYTES.
  * 4. Answer 200 only when Kafka acknowledged every record; otherwise 503 so SendGrid
  *    retries the whole batch (duplicates are removed downstream by sg_event_id).
  */
@@ -21,6 +23,8 @@
 
 #define SIG_HEADER "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE"
 #define TS_HEADER "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP"
+/* How much of an event too large for Kafka its dead letter keeps. */
+#define DEAD_HEAD_BYTES 65536
 
 static int
 verify(struct req *r, const struct ingest *in)
@@ -53,6 +57,8 @@ webhook_handle(struct req *r)
 	struct batch b;
 	char err[512], field[32];
 	size_t published = 0, dead = 0;
+	/* Room for the record's key, headers and framing inside message.max.bytes. */
+	size_t max_event = (size_t)cf->kafka_message_max_bytes - 1024;
 
 	if (verify(r, in) < 0)
 		return;
@@ -71,7 +77,17 @@ webhook_handle(struct req *r)
 		char why[256];
 		int rc;
 
-		if (it->has_nul) {
+		size_t dead_len = it->raw_len;
+
+		if (it->raw_len > max_event) {
+			/* Kafka cannot carry it whole: keep its head and say so. */
+			dead_len = DEAD_HEAD_BYTES;
+			snprintf(
+			    why, sizeof(why),
+			    "event is %zu bytes, over the %zu-byte limit of one Kafka message: "
+			    "dead-lettered truncated to its first %d bytes",
+			    it->raw_len, max_event, DEAD_HEAD_BYTES);
+		} else if (it->has_nul) {
 			snprintf(why, sizeof(why),
 				 "event holds \\u0000, which PostgreSQL text cannot store");
 		} else if (event_check(it->obj, &ev, why, sizeof(why), &bad_field) == 0) {
@@ -87,7 +103,7 @@ webhook_handle(struct req *r)
 		    {"source_topic", cf->kafka_events_topic},
 		};
 		log_warnx("event %zu dead-lettered: %s", i, why);
-		if (kpub_send(in->kp, w, cf->kafka_events_dlq_topic, NULL, 0, it->raw, it->raw_len,
+		if (kpub_send(in->kp, w, cf->kafka_events_dlq_topic, NULL, 0, it->raw, dead_len,
 			      hdrs, 2, err, sizeof(err)) < 0)
 			goto unavailable;
 		dead++;

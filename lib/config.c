@@ -68,6 +68,9 @@ static const struct cf_setting settings[] = {
     STR("kafka.ssl_ca_location", kafka_ssl_ca_location, "", "Kafka `ssl.ca.location`."),
     INT("kafka.linger_ms", kafka_linger_ms, "5", 0, 10000,
 	"Producer `linger.ms`: how long to gather a batch."),
+    INT("kafka.message_max_bytes", kafka_message_max_bytes, "1000000", 10000, 100000000,
+	"Largest Kafka message the producer makes (`message.max.bytes`; keep it within the "
+	"cluster's limit). A webhook event larger than this is dead-lettered, truncated."),
     INT("kafka.fetch_wait_max_ms", kafka_fetch_wait_max_ms, "100", 1, 10000,
 	"Consumer `fetch.wait.max.ms`; the dev broker wants about 10."),
     INT("kafka.session_timeout_ms", kafka_session_timeout_ms, "10000", 1000, 300000,
