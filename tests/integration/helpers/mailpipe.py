@@ -1,0 +1,484 @@
+"""Helpers for the integration tests: a private stack, signed webhook posts,
+database and Kafka probes.
+
+Everything here talks to the stack the way a user or an operator would:
+HTTPS through nginx, SQL as the admin role, the Kafka protocol, and the
+embedded broker's control socket.
+"""
+
+import base64
+import copy
+import datetime
+import json
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import psycopg2
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+SIG_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TS_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+WEBHOOK_PATH = "/webhooks/sendgrid"
+EVENTS_TOPIC = "sendgrid.events"
+DLQ_TOPIC = "sendgrid.events.dlq"
+SINK_GROUP = "mailpipe-sink"
+SERVICES = ("postgres", "redis", "kafka", "ingest", "sink", "nginx")
+
+# settings that make the test stack fast and its failures quick to observe
+STACK_ENV = {
+    "MAILPIPE_KAFKA_FETCH_WAIT_MAX_MS": "10",
+    "MAILPIPE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "MAILPIPE_INGEST_DEADLINE_MS": "3000",
+    "MAILPIPE_SINK_BATCH_MS": "20",
+}
+INGEST_DEADLINE_S = int(STACK_ENV["MAILPIPE_INGEST_DEADLINE_MS"]) / 1000
+
+# make_event(key=DROP) removes the key from the event
+DROP = object()
+
+
+def wait_until(fn, timeout=30.0, interval=0.05, desc=None):
+    """Call fn until it returns a truthy value; return that value.
+
+    Raises AssertionError after timeout seconds, quoting desc and fn's last
+    result (or exception) so the failure says what was being waited for.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - report it at the deadline
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                "timed out after %.1fs waiting for %s (last: %r)"
+                % (timeout, desc or getattr(fn, "__name__", "condition"), last))
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (held together while chosen)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def parse_env_file(path):
+    """KEY=VALUE lines (values may be shell-quoted; # comments ignored)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[len("export "):]
+            key, sep, value = line.partition("=")
+            if not sep:
+                continue
+            try:
+                parts = shlex.split(value)
+                value = parts[0] if len(parts) == 1 else value
+            except ValueError:
+                pass
+            out[key.strip()] = value
+    return out
+
+
+def pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def sign_with(key, body, timestamp):
+    """SendGrid's scheme: ECDSA P-256 / SHA-256 over timestamp + raw body,
+    DER signature, standard base64."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    der = key.sign(timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(der).decode("ascii")
+
+
+def expected_category(value):
+    """The text[] the category column should hold for a posted category."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def expected_event_time(ts):
+    """event_time for a SendGrid timestamp: int or numeric string, seconds or
+    13-digit milliseconds."""
+    n = int(ts)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    if n >= 10**12:
+        return epoch + datetime.timedelta(milliseconds=n)
+    return epoch + datetime.timedelta(seconds=n)
+
+
+def assert_json_error(resp, status):
+    """resp has the given status and the spec's error body
+    {"errors":[{"message":"...","field":<string|null>,"help":null}]}."""
+    assert resp.status_code == status, (
+        "expected %d, got %d: %r" % (status, resp.status_code, resp.text[:500]))
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.startswith("application/json"), (
+        "error %d has Content-Type %r, body %r" % (status, ctype, resp.text[:500]))
+    body = resp.json()
+    assert isinstance(body, dict) and isinstance(body.get("errors"), list) \
+        and body["errors"], "bad error body: %r" % body
+    for err in body["errors"]:
+        assert isinstance(err.get("message"), str) and err["message"], err
+        assert "field" in err and (err["field"] is None or isinstance(err["field"], str)), err
+        assert "help" in err and err["help"] is None, err
+    return body
+
+
+class Stack:
+    """A private mailpipe stack started with ops/stack in its own run dir."""
+
+    def __init__(self, repo, run_dir, env):
+        self.repo = repo
+        self.run_dir = run_dir
+        self.env = env          # environment for ops/stack and its services
+        self.vars = {}          # stack.env
+        self._key = None
+        self._local = threading.local()
+
+    # --- ops/stack -------------------------------------------------------
+    def stack(self, *args, timeout=180, check=True):
+        """Run ops/stack ARGS with the stack's environment; return the
+        CompletedProcess (stdout and stderr merged)."""
+        cmd = [os.path.join(self.repo, "ops", "stack")] + list(args)
+        proc = subprocess.run(cmd, cwd=self.repo, env=self.env, timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s exited %d:\n%s"
+                                 % (" ".join(cmd), proc.returncode, proc.stdout))
+        return proc
+
+    def load_env(self):
+        self.vars = parse_env_file(os.path.join(self.run_dir, "stack.env"))
+        missing = [k for k in ("MAILPIPE_URL", "MAILPIPE_CA", "DATABASE_URL",
+                               "REDIS_URL", "KAFKA_BROKERS", "KAFKA_CONTROL",
+                               "WEBHOOK_SIGNING_KEY") if not self.vars.get(k)]
+        assert not missing, "stack.env lacks %s: %r" % (missing, self.vars)
+
+    def pid_of(self, svc):
+        """PID in <run>/pids/<svc>.pid, or None if there is no such file."""
+        try:
+            with open(os.path.join(self.run_dir, "pids", svc + ".pid"),
+                      encoding="ascii") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def wait_pid(self, svc, not_pid=None, timeout=30):
+        """Wait until pids/<svc>.pid names a live process other than not_pid."""
+        def ok():
+            pid = self.pid_of(svc)
+            return pid if pid and pid != not_pid and pid_alive(pid) else None
+        return wait_until(ok, timeout, desc="a live %s process (not %s)" % (svc, not_pid))
+
+    def log_tails(self, lines=60):
+        logs = os.path.join(self.run_dir, "logs")
+        out = []
+        try:
+            names = sorted(os.listdir(logs))
+        except OSError:
+            return "(no log directory %s)" % logs
+        for name in names:
+            path = os.path.join(logs, name)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - 256 * 1024))
+                    tail = f.read().decode("utf-8", "replace").splitlines()[-lines:]
+            except OSError as e:
+                tail = ["(cannot read: %s)" % e]
+            out.append("----- %s (last %d lines) -----" % (path, len(tail)))
+            out.extend(tail)
+        return "\n".join(out)
+
+    # --- HTTP ------------------------------------------------------------
+    @property
+    def url(self):
+        return self.vars["MAILPIPE_URL"].rstrip("/")
+
+    def _session(self):
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            self._local.session = s
+        return s
+
+    def request(self, method, path, timeout=30, **kw):
+        # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE
+        kw.setdefault("verify", self.vars["MAILPIPE_CA"])
+        return self._session().request(method, self.url + path, timeout=timeout, **kw)
+
+    def signing_key(self):
+        if self._key is None:
+            with open(self.vars["WEBHOOK_SIGNING_KEY"], "rb") as f:
+                self._key = serialization.load_pem_private_key(f.read(), None)
+        return self._key
+
+    def sign(self, body, timestamp):
+        """base64 DER signature of timestamp + body with the stack's key."""
+        return sign_with(self.signing_key(), body, timestamp)
+
+    def post_webhook(self, body, sign=True, ts=None, headers=None, key=None,
+                     timeout=30, path=WEBHOOK_PATH):
+        """POST body (bytes, str, or a list/dict that is JSON-encoded) to the
+        webhook, signed with the stack's key (or `key`) unless sign=False.
+        headers are added last: a value of None removes that header."""
+        if not isinstance(body, (bytes, str)):
+            body = encode(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if ts is None:
+            ts = str(int(time.time()))
+        h = {"Content-Type": "application/json"}
+        if sign:
+            h[TS_HEADER] = ts
+            h[SIG_HEADER] = (sign_with(key, body, ts) if key is not None
+                             else self.sign(body, ts))
+        for k, v in (headers or {}).items():
+            if v is None:
+                h.pop(k, None)
+            else:
+                h[k] = v
+        return self.request("POST", path, data=body, headers=h, timeout=timeout)
+
+    # --- PostgreSQL ------------------------------------------------------
+    def db(self):
+        """A new autocommit connection as the admin role (caller closes)."""
+        conn = psycopg2.connect(self.vars["DATABASE_URL"], connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
+    def query(self, sql, *args):
+        """Rows of one statement, on a fresh connection (survives restarts)."""
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def count_events(self, tag):
+        """(rows, distinct sg_event_id) in events whose id starts with tag-."""
+        return self.query(
+            "select count(*), count(distinct sg_event_id) from events"
+            " where starts_with(sg_event_id, %s)", tag + "-")[0]
+
+    def event_rows(self, tag):
+        """{sg_event_id: [row dict, ...]} for this tag's events."""
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select * from events where starts_with(sg_event_id, %s)",
+                            (tag + "-",))
+                names = [d[0] for d in cur.description]
+                out = {}
+                for row in cur.fetchall():
+                    r = dict(zip(names, row))
+                    out.setdefault(r["sg_event_id"], []).append(r)
+                return out
+        finally:
+            conn.close()
+
+    def dead_letters(self, marker):
+        """dead_letters rows (topic, error, payload text) whose payload holds marker."""
+        rows = self.query(
+            "select topic, error, payload from dead_letters"
+            " where position(convert_to(%s, 'UTF8') in payload) > 0", marker)
+        return [(t, e, bytes(p).decode("utf-8", "replace") if p is not None else None)
+                for t, e, p in rows]
+
+    def wait_rows(self, tag, n, timeout=60):
+        """Wait until this tag has at least n event rows; return the count."""
+        def enough():
+            rows = self.count_events(tag)[0]
+            if rows < n:
+                raise AssertionError("%d rows so far" % rows)
+            return rows
+        return wait_until(enough, timeout, interval=0.1,
+                          desc="%d event rows for %s" % (n, tag))
+
+    # --- Kafka -----------------------------------------------------------
+    def kafka_ctl(self, cmd, timeout=10):
+        """One command to the embedded broker's control socket; its reply line."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.vars["KAFKA_CONTROL"])
+            s.sendall(cmd.encode("ascii") + b"\n")
+            buf = b""
+            while b"\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+    def _consumer(self, group):
+        from confluent_kafka import Consumer
+        return Consumer({
+            "bootstrap.servers": self.vars["KAFKA_BROKERS"],
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+            "socket.timeout.ms": 10000,
+        })
+
+    def _partitions(self, consumer, topic):
+        md = consumer.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            raise AssertionError("topic %r not available: %r" % (topic, t and t.error))
+        return sorted(t.partitions)
+
+    def sink_lag(self):
+        """{partition: high watermark - committed offset} of the sink's
+        consumer group on the events topic (committed < 0 counts as 0)."""
+        from confluent_kafka import TopicPartition
+        c = self._consumer(SINK_GROUP)
+        try:
+            parts = [TopicPartition(EVENTS_TOPIC, p)
+                     for p in self._partitions(c, EVENTS_TOPIC)]
+            committed = c.committed(parts, timeout=10)
+            lag = {}
+            for tp in committed:
+                _, high = c.get_watermark_offsets(
+                    TopicPartition(EVENTS_TOPIC, tp.partition), timeout=10)
+                lag[tp.partition] = high - max(tp.offset, 0)
+            return lag
+        finally:
+            c.close()
+
+    def wait_sink_idle(self, timeout=60):
+        """Wait until the sink group has committed every record of the events
+        topic: the sink commits offsets only after its database commit, so
+        whatever was acknowledged before this call has been written by now."""
+        def idle():
+            lag = self.sink_lag()
+            return all(v <= 0 for v in lag.values()) and lag
+        return wait_until(idle, timeout, interval=0.2,
+                          desc="sink group %r to catch up on %r" % (SINK_GROUP, EVENTS_TOPIC))
+
+    def kafka_find(self, needle, topics=(EVENTS_TOPIC, DLQ_TOPIC), timeout=30):
+        """Records (topic, partition, offset) in topics whose key or value
+        contains needle (bytes or str), scanning from low to high watermark."""
+        from confluent_kafka import TopicPartition, KafkaError
+        if isinstance(needle, str):
+            needle = needle.encode("utf-8")
+        c = self._consumer("mailpipe-test-scan-" + uuid.uuid4().hex)
+        found = []
+        try:
+            assign, ends = [], {}
+            for topic in topics:
+                for p in self._partitions(c, topic):
+                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    if high > low:
+                        assign.append(TopicPartition(topic, p, low))
+                        ends[(topic, p)] = high
+            if not assign:
+                return found
+            c.assign(assign)
+            deadline = time.monotonic() + timeout
+            while ends and time.monotonic() < deadline:
+                for m in c.consume(num_messages=1000, timeout=0.1):
+                    if m.error():
+                        if m.error().code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise AssertionError("kafka scan: %s" % m.error())
+                    k = (m.topic(), m.partition())
+                    if needle in (m.value() or b"") or needle in (m.key() or b""):
+                        found.append((m.topic(), m.partition(), m.offset()))
+                    if k in ends and m.offset() + 1 >= ends[k]:
+                        del ends[k]
+            assert not ends, "kafka scan did not reach the end of %r" % ends
+            return found
+        finally:
+            c.close()
+
+
+def encode(obj):
+    """JSON bytes as SendGrid sends them (UTF-8, no ASCII escaping)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def new_event(tag, base=None, **overrides):
+    """A realistic `delivered` event with a unique sg_event_id "<tag>-<uuid>".
+
+    base: a dict merged first (for keys that are not identifiers, e.g.
+    "smtp-id"); overrides: keyword fields; a value of DROP removes the key.
+    """
+    xid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    ev = {
+        "email": "alice@example.com",
+        "timestamp": int(time.time()),
+        "smtp-id": "<%s@ismtpd0001p1lon1.sendgrid.net>" % xid,
+        "event": "delivered",
+        "category": ["newsletter"],
+        "sg_event_id": "%s-%s" % (tag, uuid.uuid4().hex),
+        "sg_message_id": "%s.filterdrecv-p3las1-5bf4e9c5b7-8vx9q-18-5F2B0A1B-6.0" % xid,
+        "response": "250 OK ",
+        "tls": 1,
+        "ip": "168.1.1.1",
+    }
+    for k, v in copy.deepcopy(base or {}).items():
+        ev[k] = v
+    for k, v in overrides.items():
+        ev[k] = v
+    return {k: v for k, v in ev.items() if v is not DROP}
+
+
+def assert_accepted(resp, received, dead_lettered=0):
+    """resp is the webhook's 200 {"received":N,"published":P,"dead_lettered":D}."""
+    assert resp.status_code == 200, (
+        "expected 200, got %d: %r" % (resp.status_code, resp.text[:500]))
+    body = resp.json()
+    assert body.get("received") == received, body
+    assert body.get("dead_lettered") == dead_lettered, body
+    # the spec leaves open whether dead-lettered events count as published
+    # (to the DLQ topic); both readings are accepted
+    assert body.get("published") in (received - dead_lettered, received), body
+    return body
