@@ -26,7 +26,7 @@ endif
 
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
-           lib/idem.c lib/pgconn.c
+           lib/idem.c lib/pgconn.c lib/prog.c
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c
 SINK_SRC   := workers/sink.c workers/sink_store.c
 CTL_SRC    := ops/mailpipectl.c ops/mailpipectl_db.c ops/mailpipectl_migrate.c \
@@ -41,6 +41,8 @@ BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all run test unit check-format format clean deps
+# Keep the unit tests' objects: they are intermediates of a chained rule.
+.SECONDARY:
 
 all: $(BINS) $(UNITS)
 
@@ -71,7 +73,7 @@ $(BUILD)/kafka-dev: $(call obj,$(KDEV_SRC)) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/fixture.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

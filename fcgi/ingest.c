@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "kpub.h"
 #include "log.h"
+#include "prog.h"
 #include "shutdown.h"
 #include "sig.h"
 
@@ -32,42 +33,19 @@ static const struct route routes[] = {
     {"GET", "/healthz", healthz},
 };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: ingest [-c config-file] [--print-config]\n");
-	exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct config cf;
 	struct ingest in = {.cf = &cf};
-	const char *path = NULL;
 	char err[512];
-	int print = 0, rc = 1;
-	enum log_level lvl;
+	int rc = 1;
 
-	log_init(argv[0]);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else if (strcmp(argv[i], "--print-config") == 0)
-			print = 1;
-		else
-			usage();
-	}
-	if (config_load(&cf, path, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
-	if (log_level_parse(cf.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	if (print) {
-		config_write_effective(&cf, stdout);
-		rc = 0;
-		goto out;
+	switch (prog_start(argc, argv, &cf)) {
+	case PROG_RUN: break;
+	case PROG_DONE: rc = 0; goto out;
+	case PROG_USAGE: rc = 2; goto out;
+	case PROG_FAIL: goto out;
 	}
 	if (cf.webhook_verify) {
 		if (cf.webhook_public_key[0] == '\0') {

@@ -21,6 +21,7 @@
 #include "idem.h"
 #include "kcons.h"
 #include "log.h"
+#include "prog.h"
 #include "shutdown.h"
 #include "sink.h"
 
@@ -235,42 +236,19 @@ run(struct sink *s)
 	return 0;
 }
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: sink [-c config-file] [--print-config]\n");
-	exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct config cf;
 	struct sink s = {.cf = &cf};
-	const char *path = NULL;
 	char err[512];
-	int print = 0, rc = 1;
-	enum log_level lvl;
+	int rc = 1;
 
-	log_init(argv[0]);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else if (strcmp(argv[i], "--print-config") == 0)
-			print = 1;
-		else
-			usage();
-	}
-	if (config_load(&cf, path, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
-	if (log_level_parse(cf.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	if (print) {
-		config_write_effective(&cf, stdout);
-		rc = 0;
-		goto out;
+	switch (prog_start(argc, argv, &cf)) {
+	case PROG_RUN: break;
+	case PROG_DONE: rc = 0; goto out;
+	case PROG_USAGE: rc = 2; goto out;
+	case PROG_FAIL: goto out;
 	}
 	shutdown_install();
 	size_t max = (size_t)cf.sink_batch_max;

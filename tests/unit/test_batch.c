@@ -13,114 +13,16 @@
  * handed over in buffers of exactly their size, so ASan catches a read past the end.  A few
  * bodies too big for a fixture (deep nesting, many events, 1 MiB) are generated here.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "batch.h"
+#include "fixture.h"
 #include "unit.h"
-
-/* snprintf that may truncate on purpose (a diagnostic or a path too long to exist). */
-static __attribute__((format(printf, 3, 4))) void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(buf, len, f, ap);
-	va_end(ap);
-}
-
-/*
- * Reads a whole file into a new buffer of exactly its size (plus one NUL byte when
- * terminate is set); NULL on error with errno set.  An empty file gives a 1-byte buffer.
- */
-static char *
-slurp(const char *path, size_t *lenp, int terminate)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL, *exact;
-	size_t len = 0, cap = 0, n;
-
-	if (f == NULL)
-		return NULL;
-	do {
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 65536);
-
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-			cap += 65536;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	if (ferror(f)) {
-		free(buf);
-		fclose(f);
-		errno = EIO;
-		return NULL;
-	}
-	fclose(f);
-	if ((exact = malloc(len + (terminate || len == 0))) != NULL) {
-		memcpy(exact, buf, len);
-		if (terminate)
-			exact[len] = '\0';
-	}
-	free(buf);
-	*lenp = len;
-	return exact;
-}
-
-static char *
-slurp_text(const char *path)
-{
-	size_t len = 0;
-	char *s = slurp(path, &len, 1);
-
-	while (
-	    s && len > 0 &&
-	    (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
-		s[--len] = '\0';
-	return s;
-}
-
-static int
-is_case_dir(const struct dirent *d)
-{
-	return d->d_name[0] != '.';
-}
-
-/* Lists the case folders of dir, sorted; returns the count or -1. */
-static int
-list_cases(const char *dir, struct dirent ***names)
-{
-	int n = scandir(dir, names, is_case_dir, alphasort), k = 0;
-
-	if (n < 0)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		char path[4096];
-		struct stat st;
-
-		fmt(path, sizeof(path), "%s/%s", dir, (*names)[i]->d_name);
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			(*names)[k++] = (*names)[i];
-		else
-			free((*names)[i]);
-	}
-	return k;
-}
 
 /*
  * Checks the invariants every parsed item must keep: raw lies inside the body, parses on
@@ -169,26 +71,25 @@ run_valid(const char *dir, const char *name)
 	int ok = 0, parsed = 0;
 
 	memset(&b, 0, sizeof(b));
-	fmt(path, sizeof(path), "%s/%s/body", dir, name);
-	if ((body = slurp(path, &len, 0)) == NULL) {
-		fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
+	fixture_fmt(path, sizeof(path), "%s/%s/body", dir, name);
+	if ((body = fixture_slurp(path, &len, 0)) == NULL) {
+		fixture_fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
 		goto out;
 	}
-	fmt(path, sizeof(path), "%s/%s/expected.json", dir, name);
-	if ((want = json_load_file(path, 0, &jerr)) == NULL) {
-		fmt(why, sizeof(why), "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+	fixture_fmt(path, sizeof(path), "%s/%s/expected.json", dir, name);
+	if ((want = fixture_load_json(path, why, sizeof(why))) == NULL)
 		goto out;
-	}
 	if (json_unpack_ex(want, &jerr, JSON_STRICT, "{s:o, s:o}", "raw", &raws, "has_nul", &nuls) <
 		0 ||
 	    !json_is_array(raws) || !json_is_array(nuls) ||
 	    json_array_size(raws) != json_array_size(nuls)) {
-		fmt(why, sizeof(why),
-		    "%s: expected {\"raw\": [...], \"has_nul\": [...]} of equal size", path);
+		fixture_fmt(why, sizeof(why),
+			    "%s: expected {\"raw\": [...], \"has_nul\": [...]} of equal size",
+			    path);
 		goto out;
 	}
 	if (batch_parse(&b, body, len, err, sizeof(err), field, sizeof(field)) < 0) {
-		fmt(why, sizeof(why), "refused: \"%s\" (field \"%s\")", err, field);
+		fixture_fmt(why, sizeof(why), "refused: \"%s\" (field \"%s\")", err, field);
 		goto out;
 	}
 	parsed = 1;
@@ -242,20 +143,15 @@ run_invalid(const char *dir, const char *name)
 	int ok = 0;
 
 	memset(&b, 0, sizeof(b));
-	fmt(path, sizeof(path), "%s/%s/error.txt", dir, name);
-	if ((want_err = slurp_text(path)) == NULL || want_err[0] == '\0') {
-		fmt(why, sizeof(why), "%s: missing or empty", path);
+	if (fixture_read_invalid(dir, name, &want_err, &want_field, why, sizeof(why)) < 0)
 		goto out;
-	}
-	fmt(path, sizeof(path), "%s/%s/field.txt", dir, name);
-	want_field = slurp_text(path);
-	fmt(path, sizeof(path), "%s/%s/body", dir, name);
-	if ((body = slurp(path, &len, 0)) == NULL) {
-		fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
+	fixture_fmt(path, sizeof(path), "%s/%s/body", dir, name);
+	if ((body = fixture_slurp(path, &len, 0)) == NULL) {
+		fixture_fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (batch_parse(&b, body, len, err, sizeof(err), field, sizeof(field)) == 0) {
-		fmt(why, sizeof(why), "accepted (%zu events)", b.n);
+		fixture_fmt(why, sizeof(why), "accepted (%zu events)", b.n);
 		batch_release(&b);
 		goto out;
 	}
@@ -279,26 +175,6 @@ out:
 	free(body);
 	free(want_err);
 	free(want_field);
-}
-
-static int
-run_suite(const char *root, const char *sub, void (*fn)(const char *, const char *))
-{
-	char dir[4096];
-	struct dirent **names = NULL;
-	int n;
-
-	fmt(dir, sizeof(dir), "%s/%s", root, sub);
-	if ((n = list_cases(dir, &names)) < 0) {
-		unit_diag("cannot list %s: %s", dir, strerror(errno));
-		return 0;
-	}
-	for (int i = 0; i < n; i++) {
-		fn(dir, names[i]->d_name);
-		free(names[i]);
-	}
-	free(names);
-	return n;
 }
 
 /* Expects batch_parse() to refuse body with an error containing want. */
@@ -467,19 +343,15 @@ test_generated(void)
 int
 main(void)
 {
-	const char *root = getenv("MAILPIPE_FIXTURES");
+	const char *root = fixture_root();
 	char dir[4096];
 	int nvalid, ninvalid;
 
-	if (root == NULL || *root == '\0')
-		root = "tests/fixtures";
-	fmt(dir, sizeof(dir), "%s/batch", root);
-	nvalid = run_suite(dir, "valid", run_valid);
-	ninvalid = run_suite(dir, "invalid", run_invalid);
+	fixture_fmt(dir, sizeof(dir), "%s/batch", root);
+	nvalid = fixture_run_suite(dir, "valid", run_valid, unit_diag_text);
+	ninvalid = fixture_run_suite(dir, "invalid", run_invalid, unit_diag_text);
 	if (!CHECK(nvalid > 0 && ninvalid > 0, "fixture folders found under %s", dir))
-		unit_diag("%d valid and %d invalid cases: run from the repository root or set "
-			  "MAILPIPE_FIXTURES",
-			  nvalid, ninvalid);
+		unit_diag(FIXTURE_NO_CASES_HINT, nvalid, ninvalid);
 	test_generated();
 	return unit_done();
 }

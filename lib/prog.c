@@ -1,0 +1,42 @@
+/*
+ * prog: see prog.h.
+ */
+#include "prog.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+enum prog_start
+prog_start(int argc, char **argv, struct config *cf)
+{
+	const char *path = NULL;
+	char err[512];
+	int print = 0;
+	enum log_level lvl;
+
+	memset(cf, 0, sizeof(*cf));
+	log_init(argv[0]);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strcmp(argv[i], "--print-config") == 0) {
+			print = 1;
+		} else {
+			fprintf(stderr, "usage: %s [-c config-file] [--print-config]\n", argv[0]);
+			return PROG_USAGE;
+		}
+	}
+	if (config_load(cf, path, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return PROG_FAIL;
+	}
+	if (log_level_parse(cf->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (print) {
+		config_write_effective(cf, stdout);
+		return PROG_DONE;
+	}
+	return PROG_RUN;
+}
