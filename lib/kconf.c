@@ -49,6 +49,10 @@ kconf_new(const struct config *cf, char *err, size_t errlen)
 
 	if (kconf_set(conf, "bootstrap.servers", cf->kafka_brokers, err, errlen) < 0)
 		goto fail;
+	/* librdkafka waits up to 10 s between reconnects by default: after an outage that is
+	 * 10 s more of 503s.  A second is gentle enough on a cluster coming back. */
+	if (kconf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen) < 0)
+		goto fail;
 	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
 		if (optional[i].value[0] &&
 		    kconf_set(conf, optional[i].name, optional[i].value, err, errlen) < 0)
