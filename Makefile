@@ -26,18 +26,23 @@ endif
 
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
-           lib/idem.c lib/pgconn.c lib/prog.c
-INGEST_SRC := fcgi/ingest.c fcgi/webhook.c
+           lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c \
+           $(wildcard lib/mailreq.c lib/apikey.c lib/sgsign.c)
+INGEST_SRC := fcgi/ingest.c fcgi/webhook.c $(wildcard fcgi/mailsend.c)
 SINK_SRC   := workers/sink.c workers/sink_store.c
+SENDER_SRC := $(wildcard workers/sender*.c)
+SIM_SRC    := $(wildcard ops/sendgrid-sim*.c)
 CTL_SRC    := ops/mailpipectl.c ops/mailpipectl_db.c ops/mailpipectl_migrate.c \
-              ops/mailpipectl_partitions.c ops/mailpipectl_config.c
+              ops/mailpipectl_partitions.c ops/mailpipectl_config.c \
+              $(wildcard ops/mailpipectl_apikey.c ops/mailpipectl_suppression.c)
 KDEV_SRC   := ops/kafka-dev.c
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_A   := $(BUILD)/libmailpipe.a
-BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl
+BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl \
+           $(if $(SENDER_SRC),$(BUILD)/sender) $(if $(SIM_SRC),$(BUILD)/sendgrid-sim)
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all run test unit check-format format clean deps
@@ -62,6 +67,14 @@ $(BUILD)/ingest: $(call obj,$(INGEST_SRC)) $(LIB_A)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/sink: $(call obj,$(SINK_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sender: $(call obj,$(SENDER_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sendgrid-sim: $(call obj,$(SIM_SRC)) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -20,6 +20,7 @@ struct config {
 	char *kafka_mail_topic;
 	char *kafka_mail_dlq_topic;
 	char *kafka_sink_group;
+	char *kafka_sender_group;
 	char *kafka_auto_offset_reset;
 	char *kafka_security_protocol;
 	char *kafka_sasl_mechanism;
@@ -46,6 +47,33 @@ struct config {
 	char *redis_url;
 	char *redis_prefix;
 	long redis_marker_ttl_seconds;
+
+	long auth_refresh_seconds;
+	long mail_idempotency_ttl_seconds;
+
+	char *sendgrid_api_url;
+	char *sendgrid_api_key;
+	char *sendgrid_ca_file;
+	long sendgrid_timeout_ms;
+	long sendgrid_connect_timeout_ms;
+
+	long sender_rate_per_second;
+	long sender_max_attempts;
+	long sender_max_age_seconds;
+	long sender_retry_base_ms;
+	long sender_retry_max_ms;
+	long sender_ambiguous_grace_seconds;
+	long sender_reconcile_seconds;
+
+	char *sim_socket;
+	char *sim_api_key;
+	char *sim_webhook_url;
+	char *sim_signing_key_file;
+	char *sim_ca_file;
+	long sim_flush_ms;
+	long sim_duplicate_percent;
+	long sim_open_percent;
+	long sim_click_percent;
 
 	long sink_batch_max;
 	long sink_batch_ms;

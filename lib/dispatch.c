@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sgerr.h"
 #include "shutdown.h"
 
 struct pool {
@@ -51,12 +52,6 @@ const char *
 req_param(struct req *r, const char *name)
 {
 	return FCGX_GetParam(name, r->fcgx.envp);
-}
-
-json_t *
-error_entry(const char *field, const char *message)
-{
-	return json_pack("{s:s, s:s?, s:n}", "message", message, "field", field, "help");
 }
 
 static void
@@ -109,7 +104,7 @@ reply_error(struct req *r, int status, const char *field, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_errors(r, status, json_pack("[o]", error_entry(field, msg)));
+	reply_errors(r, status, json_pack("[o]", sgerr_entry(field, msg)));
 }
 
 /* The request id nginx gives as REQUEST_ID if it is a safe token; otherwise a new one. */
@@ -210,7 +205,7 @@ route(struct req *r, const struct dispatch_conf *dc)
 		char *text;
 
 		snprintf(msg, sizeof(msg), "method %s is not allowed on %s", r->method, r->path);
-		body = json_pack("{s:[o]}", "errors", error_entry(NULL, msg));
+		body = json_pack("{s:[o]}", "errors", sgerr_entry(NULL, msg));
 		text = json_dumps(body, JSON_COMPACT);
 		reply_raw(r, 405, allow, text, text ? strlen(text) : 0);
 		free(text);

@@ -61,7 +61,4 @@ void reply_error(struct req *r, int status, const char *field, const char *fmt, 
 /* Answers status with {"errors": errors} (steals the reference). */
 void reply_errors(struct req *r, int status, json_t *errors);
 
-/* Builds one error entry {"message","field","help":null} (new reference). */
-json_t *error_entry(const char *field, const char *message);
-
 #endif
