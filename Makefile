@@ -26,7 +26,7 @@ endif
 
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
-           lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c \
+           lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c lib/rconn.c lib/idemkey.c \
            $(wildcard lib/mailreq.c lib/apikey.c lib/sgsign.c)
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c $(wildcard fcgi/mailsend.c)
 SINK_SRC   := workers/sink.c workers/sink_store.c

@@ -74,6 +74,34 @@ reply_raw(struct req *r, int status, const char *extra_header, const char *body,
 }
 
 void
+reply_headers(struct req *r, int status, const char *const *headers, size_t n, json_t *body)
+{
+	char extra[1024];
+	size_t len = 0;
+
+	extra[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t hl = strlen(headers[i]);
+
+		if (strpbrk(headers[i], "\r\n") != NULL || len + hl + 3 > sizeof(extra)) {
+			json_decref(body);
+			reply_error(r, 500, NULL, "refusing to write an unsafe response header");
+			return;
+		}
+		if (len > 0) {
+			memcpy(extra + len, "\r\n", 2);
+			len += 2;
+		}
+		memcpy(extra + len, headers[i], hl + 1);
+		len += hl;
+	}
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	reply_raw(r, status, len ? extra : NULL, text, text ? strlen(text) : 0);
+	free(text);
+	json_decref(body);
+}
+
+void
 reply_json(struct req *r, int status, json_t *body)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;

@@ -54,6 +54,12 @@ const char *req_param(struct req *r, const char *name);
 /* Answers status with body as JSON (steals the reference; NULL for no body). */
 void reply_json(struct req *r, int status, json_t *body);
 
+/*
+ * Answers status with extra headers ("Name: value" each) and body as JSON (stolen; NULL
+ * for an empty body).  A header holding CR or LF is never written: the answer becomes 500.
+ */
+void reply_headers(struct req *r, int status, const char *const *headers, size_t n, json_t *body);
+
 /* Answers status with one error; field may be NULL. */
 void reply_error(struct req *r, int status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

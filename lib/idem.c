@@ -1,93 +1,35 @@
 /*
- * idem: Redis markers; see idem.h.  Commands are built with redisCommandArgv and explicit
- * lengths, never from format strings.
+ * idem: Redis "already written" markers over rconn; see idem.h.
  */
 #include "idem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <hiredis.h>
-
-#include "log.h"
-
-#define RETRY_SECONDS 2
+#include "rconn.h"
 
 struct idem {
-	char host[256];
-	int port;
-	char unix_path[256];
-	char password[256];
-	int db;
+	struct rconn *rc;
 	char *prefix; /* "<prefix><kind>:" */
 	char ttl[24];
-	redisContext *c;
-	time_t next_try;
-	int warned;
 };
-
-static int
-parse_url(struct idem *id, const char *url, char *err, size_t errlen)
-{
-	const char *p, *at, *slash, *colon;
-
-	id->port = 6379;
-	if (strncmp(url, "unix:", 5) == 0) {
-		snprintf(id->unix_path, sizeof(id->unix_path), "%s", url + 5);
-		return id->unix_path[0] ? 0 : -1;
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen,
-			 "invalid redis url: expected redis://host:port/db or unix:/path");
-		return -1;
-	}
-	p = url + 8;
-	if ((at = strrchr(p, '@')) != NULL) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw ? pw + 1 : p;
-		snprintf(id->password, sizeof(id->password), "%.*s", (int)(at - pw), pw);
-		p = at + 1;
-	}
-	slash = strchr(p, '/');
-	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-	if (colon) {
-		snprintf(id->host, sizeof(id->host), "%.*s", (int)(colon - p), p);
-		id->port = atoi(colon + 1);
-	} else {
-		snprintf(id->host, sizeof(id->host), "%.*s",
-			 (int)(slash ? (size_t)(slash - p) : strlen(p)), p);
-	}
-	if (slash && slash[1])
-		id->db = atoi(slash + 1);
-	if (id->host[0] == '\0' || id->port <= 0 || id->port > 65535 || id->db < 0) {
-		snprintf(err, errlen, "invalid redis url: bad host, port or database");
-		return -1;
-	}
-	return 0;
-}
 
 struct idem *
 idem_new(const char *url, const char *prefix, const char *kind, long ttl_seconds, char *err,
 	 size_t errlen)
 {
 	struct idem *id = calloc(1, sizeof(*id));
-	size_t len;
+	size_t len = strlen(prefix) + strlen(kind) + 2;
 
-	if (id == NULL) {
+	if (id == NULL || (id->prefix = malloc(len)) == NULL) {
+		free(id);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (parse_url(id, url, err, errlen) < 0) {
+	if ((id->rc = rconn_new(url, err, errlen)) == NULL) {
+		free(id->prefix);
 		free(id);
-		return NULL;
-	}
-	len = strlen(prefix) + strlen(kind) + 2;
-	if ((id->prefix = malloc(len)) == NULL) {
-		free(id);
-		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	snprintf(id->prefix, len, "%s%s:", prefix, kind);
@@ -100,78 +42,9 @@ idem_destroy(struct idem *id)
 {
 	if (id == NULL)
 		return;
-	if (id->c)
-		redisFree(id->c);
+	rconn_destroy(id->rc);
 	free(id->prefix);
 	free(id);
-}
-
-static void
-drop(struct idem *id, const char *why)
-{
-	if (!id->warned++)
-		log_warnx("redis unavailable, going on without markers: %s", why);
-	if (id->c)
-		redisFree(id->c);
-	id->c = NULL;
-	id->next_try = time(NULL) + RETRY_SECONDS;
-}
-
-/* Runs one argv command; returns its reply or NULL (and drops the connection). */
-static redisReply *
-run(struct idem *id, int argc, const char **argv, const size_t *lens)
-{
-	redisReply *r = redisCommandArgv(id->c, argc, argv, lens);
-
-	if (r == NULL) {
-		drop(id, id->c->errstr);
-		return NULL;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warnx("redis error: %s", r->str);
-		freeReplyObject(r);
-		drop(id, "command refused");
-		return NULL;
-	}
-	return r;
-}
-
-static int
-connect_now(struct idem *id)
-{
-	struct timeval tv = {1, 0};
-	redisReply *r;
-
-	if (id->c)
-		return 0;
-	if (time(NULL) < id->next_try)
-		return -1;
-	id->c = id->unix_path[0] ? redisConnectUnixWithTimeout(id->unix_path, tv)
-				 : redisConnectWithTimeout(id->host, id->port, tv);
-	if (id->c == NULL || id->c->err) {
-		drop(id, id->c ? id->c->errstr : "cannot allocate context");
-		return -1;
-	}
-	redisSetTimeout(id->c, tv);
-	if (id->password[0]) {
-		const char *argv[] = {"AUTH", id->password};
-		if ((r = run(id, 2, argv, NULL)) == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	if (id->db) {
-		char db[16];
-		const char *argv[] = {"SELECT", db};
-
-		snprintf(db, sizeof(db), "%d", id->db);
-		if ((r = run(id, 2, argv, NULL)) == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	if (id->warned)
-		log_info("redis reachable again");
-	id->warned = 0;
-	return 0;
 }
 
 /* keys[i] = prefix + ids[i]; one allocation holds them all.  Returns it, or NULL. */
@@ -209,8 +82,6 @@ idem_seen(struct idem *id, const char *const *ids, size_t n, unsigned char *seen
 
 	if (n == 0)
 		return 0;
-	if (connect_now(id) < 0)
-		return -1;
 	argv = malloc((n + 1) * sizeof(*argv));
 	lens = malloc((n + 1) * sizeof(*lens));
 	if (argv == NULL || lens == NULL ||
@@ -218,12 +89,10 @@ idem_seen(struct idem *id, const char *const *ids, size_t n, unsigned char *seen
 		goto out;
 	argv[0] = "MGET";
 	lens[0] = 4;
-	if ((r = run(id, (int)n + 1, argv, lens)) == NULL)
+	if ((r = rconn_command(id->rc, (int)n + 1, argv, lens)) == NULL)
 		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		drop(id, "unexpected MGET reply");
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
 		goto out;
-	}
 	for (size_t i = 0; i < n; i++)
 		seen[i] = r->element[i]->type != REDIS_REPLY_NIL;
 	rc = 0;
@@ -242,36 +111,32 @@ idem_mark(struct idem *id, const char *const *ids, size_t n)
 	const char **keys = NULL;
 	size_t *lens = NULL;
 	char *buf = NULL;
-	int rc = -1;
+	redisContext *c = NULL;
+	int rc = -1, failed = 0;
 
 	if (n == 0)
 		return 0;
-	if (connect_now(id) < 0)
-		return -1;
 	keys = malloc(n * sizeof(*keys));
 	lens = malloc(n * sizeof(*lens));
 	if (keys == NULL || lens == NULL || (buf = make_keys(id, ids, n, keys, lens)) == NULL)
 		goto out;
+	if ((c = rconn_lock(id->rc)) == NULL)
+		goto out;
 	/* Pipelined: n SETs written at once, then n replies read. */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !failed; i++) {
 		const char *argv[] = {"SET", keys[i], "1", "EX", id->ttl};
 		size_t alen[] = {3, lens[i], 1, 2, strlen(id->ttl)};
 
-		if (redisAppendCommandArgv(id->c, 5, argv, alen) != REDIS_OK) {
-			drop(id, id->c->errstr);
-			goto out;
-		}
+		failed = redisAppendCommandArgv(c, 5, argv, alen) != REDIS_OK;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !failed; i++) {
 		void *reply = NULL;
 
-		if (redisGetReply(id->c, &reply) != REDIS_OK) {
-			drop(id, id->c->errstr);
-			goto out;
-		}
+		failed = redisGetReply(c, &reply) != REDIS_OK;
 		freeReplyObject(reply);
 	}
-	rc = 0;
+	rconn_unlock(id->rc, failed);
+	rc = failed ? -1 : 0;
 out:
 	free(buf);
 	free(lens);
