@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rconn.h"
-
 struct idem {
 	struct rconn *rc;
 	char *prefix; /* "<prefix><kind>:" */
@@ -16,22 +14,16 @@ struct idem {
 };
 
 struct idem *
-idem_new(const char *url, const char *prefix, const char *kind, long ttl_seconds, char *err,
-	 size_t errlen)
+idem_new(struct rconn *rc, const char *prefix, const char *kind, long ttl_seconds)
 {
 	struct idem *id = calloc(1, sizeof(*id));
 	size_t len = strlen(prefix) + strlen(kind) + 2;
 
 	if (id == NULL || (id->prefix = malloc(len)) == NULL) {
 		free(id);
-		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if ((id->rc = rconn_new(url, err, errlen)) == NULL) {
-		free(id->prefix);
-		free(id);
-		return NULL;
-	}
+	id->rc = rc;
 	snprintf(id->prefix, len, "%s%s:", prefix, kind);
 	snprintf(id->ttl, sizeof(id->ttl), "%ld", ttl_seconds);
 	return id;
@@ -42,7 +34,6 @@ idem_destroy(struct idem *id)
 {
 	if (id == NULL)
 		return;
-	rconn_destroy(id->rc);
 	free(id->prefix);
 	free(id);
 }

@@ -3,22 +3,20 @@
  *
  * A marker is set only after the database committed the row, so a marker always means the
  * row exists; the database's unique key stays the real guard.  Redis being away only
- * costs speed: every call then answers -1 and the caller goes on without it.  The
- * connection is made lazily and retried at most every few seconds.
+ * costs speed: every call then answers -1 and the caller goes on without it (see rconn).
  */
 #ifndef MAILPIPE_IDEM_H
 #define MAILPIPE_IDEM_H
 
 #include <stddef.h>
 
+#include "rconn.h"
+
 struct idem;
 
-/*
- * url: redis://[:password@]host[:port][/db] or unix:/path/to.sock.  Keys are
- * <prefix><kind>:<id>.  NULL with err if the URL cannot be parsed.
- */
-struct idem *idem_new(const char *url, const char *prefix, const char *kind, long ttl_seconds,
-		      char *err, size_t errlen);
+/* Keys are <prefix><kind>:<id>, on rc (borrowed: it must outlive the idem).  NULL if out of
+ * memory. */
+struct idem *idem_new(struct rconn *rc, const char *prefix, const char *kind, long ttl_seconds);
 void idem_destroy(struct idem *id);
 
 /* Sets seen[i] to 1 for each ids[i] already marked.  -1 if Redis is unavailable. */

@@ -22,6 +22,7 @@
 #include "kcons.h"
 #include "log.h"
 #include "prog.h"
+#include "rconn.h"
 #include "shutdown.h"
 #include "sink.h"
 
@@ -29,7 +30,7 @@
 #define REPORT_EVERY_S 10
 
 struct totals {
-	unsigned long long batches, inserted, duplicates, skipped, dead;
+	unsigned long long batches, inserted, duplicates, skipped, dead, suppressed;
 };
 
 struct sink {
@@ -37,6 +38,7 @@ struct sink {
 	struct kcons *kc;
 	struct store *st;
 	struct idem *idem;
+	struct rconn *redis;
 	struct backoff bo;
 	/* per-batch scratch, sized for sink.batch_max */
 	rd_kafka_message_t **msgs;
@@ -148,6 +150,33 @@ skip_known(struct sink *s, size_t nev)
 	return kept;
 }
 
+/*
+ * Copies the addresses this batch suppressed into the Redis set <prefix>suppressed.  The
+ * table is the authority (the sender reads it); the set is a fast mirror, so a failure
+ * here is only logged.
+ */
+static void
+mirror_suppressions(struct sink *s)
+{
+	size_t n = store_suppressed_count(s->st);
+	char key[256];
+	redisReply *r;
+
+	if (n == 0)
+		return;
+	snprintf(key, sizeof(key), "%ssuppressed", s->cf->redis_prefix);
+	for (size_t i = 0; i < n; i++) {
+		const char *argv[] = {"SADD", key, store_suppressed_email(s->st, i)};
+
+		if ((r = rconn_command(s->redis, 3, argv, NULL)) == NULL) {
+			log_warnx("suppressions not mirrored to redis: redis unavailable");
+			return;
+		}
+		freeReplyObject(r);
+	}
+	s->total.suppressed += n;
+}
+
 /* Writes one batch, retrying until it is in or shutdown is requested; -1 on shutdown. */
 static int
 write_batch(struct sink *s, size_t n)
@@ -171,6 +200,7 @@ write_batch(struct sink *s, size_t n)
 	/* Committed: now the fast path and the offsets may move. */
 	if (idem_mark(s->idem, s->ids, nev) < 0)
 		log_debug("markers not set: redis unavailable");
+	mirror_suppressions(s);
 	kcons_store(s->kc, s->msgs, n);
 	s->total.batches++;
 	s->total.inserted += res.inserted;
@@ -213,9 +243,9 @@ run(struct sink *s)
 		if (now >= next_report) {
 			if (memcmp(&last, &s->total, sizeof(last)) != 0)
 				log_info("progress batches=%llu inserted=%llu duplicates=%llu "
-					 "skipped_by_marker=%llu dead_letters=%llu",
+					 "skipped_by_marker=%llu dead_letters=%llu suppressed=%llu",
 					 s->total.batches, s->total.inserted, s->total.duplicates,
-					 s->total.skipped, s->total.dead);
+					 s->total.skipped, s->total.dead, s->total.suppressed);
 			last = s->total;
 			next_report = now + REPORT_EVERY_S;
 		}
@@ -263,9 +293,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	backoff_init(&s.bo, 200, cf.sink_retry_max_ms);
-	if ((s.idem = idem_new(cf.redis_url, cf.redis_prefix, "ev", cf.redis_marker_ttl_seconds,
-			       err, sizeof(err))) == NULL) {
+	if ((s.redis = rconn_new(cf.redis_url, err, sizeof(err))) == NULL) {
 		log_errx("invalid redis.url: %s", err);
+		goto out;
+	}
+	if ((s.idem = idem_new(s.redis, cf.redis_prefix, "ev", cf.redis_marker_ttl_seconds)) ==
+	    NULL) {
+		log_errx("out of memory");
 		goto out;
 	}
 	if ((s.st = store_new(cf.database_url)) == NULL) {
@@ -283,6 +317,7 @@ out:
 	kcons_destroy(s.kc);
 	store_destroy(s.st);
 	idem_destroy(s.idem);
+	rconn_destroy(s.redis);
 	free(s.msgs);
 	free(s.docs);
 	free(s.ev);

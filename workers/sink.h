@@ -52,6 +52,10 @@ int store_write(struct store *st, const struct sink_event *ev, size_t nev, struc
 		size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Addresses the last committed batch added to suppressions (borrowed until the next write). */
+size_t store_suppressed_count(const struct store *st);
+const char *store_suppressed_email(const struct store *st, size_t i);
+
 /* Creates the coming months' events partitions; -1 with err. */
 int store_maintain(struct store *st, char *err, size_t errlen) __attribute__((warn_unused_result));
 

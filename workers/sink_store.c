@@ -21,6 +21,7 @@
 struct store {
 	char *url;
 	PGconn *conn;
+	PGresult *suppressed; /* emails the last committed batch suppressed */
 };
 
 static const char stage_sql[] =
@@ -52,6 +53,43 @@ static const char insert_sql[] =
     "   s.kafka_partition, s.kafka_offset"
     " FROM sink_stage s JOIN fresh USING (sg_event_id)"
     " ORDER BY s.sg_event_id, s.kafka_offset";
+
+/*
+ * Moves each message the staged events belong to (by our message id, else by SendGrid's
+ * X-Message-Id) to the highest-ranked status among them, never backwards.  Replaying
+ * events changes nothing: the result only depends on the set of events.
+ */
+static const char status_sql[] =
+    "UPDATE messages m SET status = x.status, status_rank = x.rank,"
+    "  last_event_time = greatest(m.last_event_time, x.event_time), updated_at = now()"
+    " FROM (SELECT DISTINCT ON (mid) mid, status, rank, event_time FROM ("
+    "   SELECT coalesce(s.raw->>'mailpipe_message_id', byid.message_id) AS mid, e.status,"
+    "          mailpipe_status_rank(e.status) AS rank,"
+    "          timestamptz 'epoch' + s.event_us * interval '1 microsecond' AS event_time"
+    "   FROM sink_stage s"
+    "   CROSS JOIN LATERAL (SELECT CASE WHEN s.raw->>'event' = 'bounce'"
+    "       AND s.raw->>'type' = 'blocked' THEN 'blocked' ELSE s.raw->>'event' END"
+    "       AS status) e"
+    "   LEFT JOIN messages byid ON s.raw->>'mailpipe_message_id' IS NULL"
+    "       AND byid.sendgrid_message_id = split_part(s.raw->>'sg_message_id', '.', 1)"
+    " ) ev WHERE mid IS NOT NULL AND rank IS NOT NULL"
+    " ORDER BY mid, rank DESC, event_time DESC) x"
+    " WHERE m.message_id = x.mid AND m.status_rank <= x.rank";
+
+/*
+ * Hard bounces, spam reports and unsubscribes suppress the address (lower-cased); the
+ * first cause is kept.  Returns the addresses newly suppressed.
+ */
+static const char suppress_sql[] =
+    "INSERT INTO suppressions (email, reason, source_event)"
+    " SELECT DISTINCT ON (lower(s.raw->>'email')) lower(s.raw->>'email'), s.raw->>'event',"
+    "        s.sg_event_id"
+    " FROM sink_stage s"
+    " WHERE s.raw->>'email' <> '' AND (s.raw->>'event' IN"
+    "       ('spamreport', 'unsubscribe', 'group_unsubscribe')"
+    "   OR (s.raw->>'event' = 'bounce' AND coalesce(s.raw->>'type', 'bounce') = 'bounce'))"
+    " ORDER BY lower(s.raw->>'email'), s.event_us"
+    " ON CONFLICT (email) DO NOTHING RETURNING email";
 
 static const char dead_sql[] =
     "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)"
@@ -147,6 +185,7 @@ store_destroy(struct store *st)
 		return;
 	if (st->conn)
 		PQfinish(st->conn);
+	PQclear(st->suppressed);
 	free(st->url);
 	free(st);
 }
@@ -298,6 +337,37 @@ write_isolated(struct store *st, const struct sink_event *ev, size_t nev, struct
 	return 0;
 }
 
+/* What the staged events mean for messages and suppressions, in the same transaction. */
+static int
+follow_events(struct store *st, char *err, size_t errlen)
+{
+	PGresult *res;
+
+	if (exec_ok(st->conn, status_sql, err, errlen) < 0)
+		return -1;
+	res = PQexec(st->conn, suppress_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		set_err(err, errlen, "cannot update suppressions", st->conn, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(st->suppressed);
+	st->suppressed = res;
+	return 0;
+}
+
+size_t
+store_suppressed_count(const struct store *st)
+{
+	return st->suppressed ? (size_t)PQntuples(st->suppressed) : 0;
+}
+
+const char *
+store_suppressed_email(const struct store *st, size_t i)
+{
+	return PQgetvalue(st->suppressed, (int)i, 0);
+}
+
 int
 store_write(struct store *st, const struct sink_event *ev, size_t nev, struct sink_dead *dead,
 	    size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
@@ -306,6 +376,8 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 	size_t first_new_dead = *ndead;
 
 	memset(res, 0, sizeof(*res));
+	PQclear(st->suppressed);
+	st->suppressed = NULL;
 	if (ensure_conn(st, err, errlen) < 0)
 		return -1;
 	if (exec_ok(st->conn, "BEGIN", err, errlen) < 0)
@@ -328,6 +400,8 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 		PQclear(r);
 		r = NULL;
 	}
+	if (nev > 0 && follow_events(st, err, errlen) < 0)
+		goto fail;
 	for (size_t i = 0; i < *ndead; i++)
 		if (write_dead(st->conn, &dead[i], err, errlen) < 0)
 			goto fail;
@@ -336,6 +410,8 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 	return 0;
 fail:
 	PQclear(r);
+	PQclear(st->suppressed);
+	st->suppressed = NULL;
 	*ndead = first_new_dead;
 	if (PQstatus(st->conn) == CONNECTION_OK) {
 		char ignored[128];
