@@ -26,6 +26,12 @@ static const struct mailpipectl_cmd cmds[] = {
      "\t\tcheck the settings (file, then MAILPIPE_* variables) and print them, secrets hidden"},
     {"config-table", mailpipectl_config_table_cmd,
      "\n\t\tprint the table of every setting as Markdown (the README's table)"},
+    {"apikey", mailpipectl_apikey_cmd,
+     "create --name NAME --scopes LIST | list | revoke ID|PREFIX [--database-url URL]\n"
+     "\t\tcreate (the key is printed once), list or revoke the API keys of /v3/mail/send"},
+    {"suppression", mailpipectl_suppression_cmd,
+     "list [--reason R] [--limit N] | remove EMAIL [--database-url URL]\n"
+     "\t\tlist suppressed addresses, or send to one again (PostgreSQL and Redis)"},
 };
 
 void

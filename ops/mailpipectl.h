@@ -29,6 +29,9 @@ int mailpipectl_migrate_cmd(int argc, char **argv);
 int mailpipectl_partitions_cmd(int argc, char **argv);
 int mailpipectl_config_cmd(int argc, char **argv);
 int mailpipectl_config_table_cmd(int argc, char **argv);
+/* mailpipectl_apikey.c, mailpipectl_suppression.c */
+int mailpipectl_apikey_cmd(int argc, char **argv);
+int mailpipectl_suppression_cmd(int argc, char **argv);
 
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,461 @@
+/*
+ * mailpipectl_suppression.c: `mailpipectl suppression list|remove`, the addresses mail is
+ * no longer sent to (table suppressions, sql/007_suppressions.sql, filled by the sink).
+ *
+ * remove deletes the row in PostgreSQL, which the sender checks and which is
+ * authoritative, then removes the address from the Redis set <redis.prefix>suppressed,
+ * the mirror the sink keeps.  Redis being away does not undo the removal: it is reported,
+ * and running the command again once Redis is back clears the set too.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis.h>
+
+#include "config.h"
+#include "mailpipectl.h"
+
+#define LIMIT_DEFAULT 100
+#define LIMIT_MAX 1000000L
+#define EMAIL_MAX_LEN 320 /* 64 + 1 + 255 */
+
+/* $1 a reason or NULL, $2 the limit or NULL (no limit) */
+static const char list_sql[] =
+    "SELECT email, reason, coalesce(source_event, '-'),"
+    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM suppressions WHERE $1::text IS NULL OR reason = $1::text"
+    " ORDER BY created_at DESC, email LIMIT $2::bigint";
+
+struct redis_target {
+	char host[256];
+	int port;
+	char unix_path[256];
+	char user[128];
+	char password[256];
+	int db;
+};
+
+static void
+suppression_usage(FILE *out)
+{
+	fputs("usage: mailpipectl suppression list [--reason R] [--limit N] [--database-url URL]\n"
+	      "       mailpipectl suppression remove EMAIL [--database-url URL] [--redis-url URL]\n"
+	      "  list: suppressed addresses, newest first (at most N, default 100; 0 = all),\n"
+	      "    only those with reason R (bounce, spamreport, unsubscribe, group_unsubscribe)\n"
+	      "    when given\n"
+	      "  remove: mail to EMAIL is sent again: deletes it from PostgreSQL (authoritative)\n"
+	      "    and from the Redis set <redis.prefix>suppressed\n"
+	      "  database.url, redis.url and redis.prefix come from the shared settings\n"
+	      "  (MAILPIPE_CONFIG's file, MAILPIPE_* variables) unless given here\n",
+	      out);
+}
+
+/*
+ * Parses the options of a subcommand (argv[0] is its name).  Returns -1 after printing why
+ * (exit status in *status), else 0 with optind at the first operand.
+ */
+static int
+parse_opts(int argc, char **argv, int is_list, const char **db_url, const char **redis_url,
+	   const char **reason, long *limit, int *status)
+{
+	static const struct option longopts[] = {
+	    {"database-url", required_argument, NULL, 'd'},
+	    {"redis-url", required_argument, NULL, 'r'},
+	    {"reason", required_argument, NULL, 'R'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char *end;
+	int opt, idx = 0;
+
+	*status = MAILPIPECTL_EXIT_USAGE;
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
+		/* --reason and --limit belong to list, --redis-url to remove */
+		if (((opt == 'R' || opt == 'l') && !is_list) || (opt == 'r' && is_list)) {
+			mailpipectl_errx("suppression %s: '--%s' is not one of its options",
+					 argv[0], longopts[idx].name);
+			suppression_usage(stderr);
+			return -1;
+		}
+		switch (opt) {
+		case 'd': *db_url = optarg; break;
+		case 'r': *redis_url = optarg; break;
+		case 'R':
+			if (optarg[0] == '\0') {
+				mailpipectl_errx("invalid '--reason': empty");
+				return -1;
+			}
+			*reason = optarg;
+			break;
+		case 'l':
+			errno = 0;
+			*limit = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || *limit < 0 ||
+			    *limit > LIMIT_MAX) {
+				mailpipectl_errx("invalid '--limit' '%s': expected 0 to %ld",
+						 optarg, LIMIT_MAX);
+				return -1;
+			}
+			break;
+		case 'h': suppression_usage(stdout); return -1;
+		case ':':
+			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
+			suppression_usage(stderr);
+			return -1;
+		default:
+			mailpipectl_errx("suppression %s: unknown option '%s'", argv[0],
+					 argv[optind - 1]);
+			suppression_usage(stderr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+list_cmd(int argc, char **argv)
+{
+	const char *db_url = NULL, *redis_url = NULL, *reason = NULL, *params[2];
+	char err[1024], why[512], limit_s[24];
+	int status, i, n, w_email = 5, w_reason = 6, w_source = 12, len;
+	long limit = LIMIT_DEFAULT;
+	PGresult *res = NULL;
+	PGconn *conn = NULL;
+
+	if (parse_opts(argc, argv, 1, &db_url, &redis_url, &reason, &limit, &status) < 0)
+		return status;
+	status = MAILPIPECTL_EXIT_FAIL;
+	if (optind < argc) {
+		mailpipectl_errx("suppression list: unexpected argument '%s'", argv[optind]);
+		suppression_usage(stderr);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	if (mailpipectl_db_connect(db_url, &conn, err, sizeof(err)) < 0)
+		goto fail;
+	/* one row more than asked tells whether there are more */
+	snprintf(limit_s, sizeof(limit_s), "%ld", limit + 1);
+	params[0] = reason;
+	params[1] = limit > 0 ? limit_s : NULL; /* LIMIT NULL: no limit */
+	res = PQexecParams(conn, list_sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mailpipectl_db_error(conn, res, why, sizeof(why));
+		snprintf(err, sizeof(err), "cannot list suppressions: %s", why);
+		goto fail;
+	}
+	n = PQntuples(res);
+	if (limit > 0 && n > limit)
+		n = (int)limit;
+	for (i = 0; i < n; i++) {
+		if ((len = PQgetlength(res, i, 0)) > w_email)
+			w_email = len;
+		if ((len = PQgetlength(res, i, 1)) > w_reason)
+			w_reason = len;
+		if ((len = PQgetlength(res, i, 2)) > w_source)
+			w_source = len;
+	}
+	printf("%-*s  %-*s  %-*s  %s\n", w_email, "EMAIL", w_reason, "REASON", w_source,
+	       "SOURCE_EVENT", "CREATED_AT");
+	for (i = 0; i < n; i++)
+		printf("%-*s  %-*s  %-*s  %s\n", w_email, PQgetvalue(res, i, 0), w_reason,
+		       PQgetvalue(res, i, 1), w_source, PQgetvalue(res, i, 2),
+		       PQgetvalue(res, i, 3));
+	if (limit > 0 && PQntuples(res) > limit)
+		mailpipectl_errx("showing the newest %ld: there are more (see '--limit')", limit);
+	status = MAILPIPECTL_EXIT_OK;
+	goto out;
+fail:
+	mailpipectl_errx("%s", err);
+out:
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
+/*
+ * Parses redis://[[user]:password@]host[:port][/db] or unix:/path into t, the forms the
+ * workers accept (lib/idem.c).  -1 with err.
+ */
+static int MAILPIPECTL_MUSTCHECK
+redis_parse_url(const char *url, struct redis_target *t, char *err, size_t errlen)
+{
+	const char *p, *at, *slash, *colon, *pw;
+	char *end;
+	long v;
+
+	memset(t, 0, sizeof(*t));
+	t->port = 6379;
+	if (strncmp(url, "unix:", 5) == 0) {
+		if (url[5] == '\0' || strlen(url + 5) >= sizeof(t->unix_path))
+			goto bad;
+		snprintf(t->unix_path, sizeof(t->unix_path), "%s", url + 5);
+		return 0;
+	}
+	if (strncmp(url, "redis://", 8) != 0)
+		goto bad;
+	p = url + 8;
+	if ((at = strrchr(p, '@')) != NULL) {
+		if ((pw = memchr(p, ':', (size_t)(at - p))) != NULL) {
+			snprintf(t->user, sizeof(t->user), "%.*s", (int)(pw - p), p);
+			pw++;
+		} else {
+			pw = p;
+		}
+		snprintf(t->password, sizeof(t->password), "%.*s", (int)(at - pw), pw);
+		p = at + 1;
+	}
+	slash = strchr(p, '/');
+	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
+	snprintf(t->host, sizeof(t->host), "%.*s",
+		 (int)(colon   ? (size_t)(colon - p)
+		       : slash ? (size_t)(slash - p)
+			       : strlen(p)),
+		 p);
+	if (colon) {
+		errno = 0;
+		v = strtol(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1 || (*end != '\0' && *end != '/') || v <= 0 ||
+		    v > 65535)
+			goto bad;
+		t->port = (int)v;
+	}
+	if (slash && slash[1] != '\0') {
+		errno = 0;
+		v = strtol(slash + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || v < 0 || v > 1000000)
+			goto bad;
+		t->db = (int)v;
+	}
+	if (t->host[0] == '\0')
+		goto bad;
+	return 0;
+bad:
+	/* never echo the url: it may hold a password */
+	snprintf(err, errlen, "invalid 'redis.url': expected redis://host:port/db or unix:/path");
+	return -1;
+}
+
+/* Runs argv on c; -1 with err on a transport error or an error reply. */
+static int MAILPIPECTL_MUSTCHECK
+redis_run(redisContext *c, int argc, const char **argv, const size_t *lens, long long *integer,
+	  char *err, size_t errlen)
+{
+	redisReply *r = redisCommandArgv(c, argc, argv, lens);
+	int rc = -1;
+
+	if (r == NULL) {
+		snprintf(err, errlen, "%s", c->errstr[0] ? c->errstr : "connection lost");
+		goto out;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "'%s' refused: %s", argv[0], r->str);
+		goto out;
+	}
+	if (integer != NULL)
+		*integer = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	rc = 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	return rc;
+}
+
+/*
+ * SREMs the emails from <prefix>suppressed on t; *removed gets how many were in it.
+ * -1 with err when Redis cannot be reached or refuses.
+ */
+static int MAILPIPECTL_MUSTCHECK
+redis_unsuppress(const struct redis_target *t, const char *prefix, const char *const *emails,
+		 size_t n, long long *removed, char *err, size_t errlen)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = NULL;
+	const char **argv = NULL;
+	size_t *lens = NULL, i;
+	char *key = NULL, db[16];
+	int rc = -1;
+
+	argv = calloc(n + 2, sizeof(*argv));
+	lens = calloc(n + 2, sizeof(*lens));
+	if (argv == NULL || lens == NULL || asprintf(&key, "%ssuppressed", prefix) < 0) {
+		key = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	c = t->unix_path[0] ? redisConnectUnixWithTimeout(t->unix_path, tv)
+			    : redisConnectWithTimeout(t->host, t->port, tv);
+	if (c == NULL || c->err) {
+		snprintf(err, errlen, "cannot connect to redis: %s",
+			 c ? c->errstr : "out of memory");
+		goto out;
+	}
+	if (redisSetTimeout(c, tv) != REDIS_OK) {
+		snprintf(err, errlen, "cannot set the redis timeout");
+		goto out;
+	}
+	if (t->password[0] != '\0') {
+		/* AUTH [user] password: a user name selects a Redis 6 ACL user */
+		const char *a[] = {"AUTH", t->user[0] ? t->user : t->password, t->password};
+
+		if (redis_run(c, t->user[0] ? 3 : 2, a, NULL, NULL, err, errlen) < 0)
+			goto out;
+	}
+	if (t->db != 0) {
+		const char *a[] = {"SELECT", db};
+
+		snprintf(db, sizeof(db), "%d", t->db);
+		if (redis_run(c, 2, a, NULL, NULL, err, errlen) < 0)
+			goto out;
+	}
+	argv[0] = "SREM";
+	lens[0] = 4;
+	argv[1] = key;
+	lens[1] = strlen(key);
+	for (i = 0; i < n; i++) {
+		argv[i + 2] = emails[i];
+		lens[i + 2] = strlen(emails[i]);
+	}
+	if (redis_run(c, (int)n + 2, argv, lens, removed, err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (c != NULL)
+		redisFree(c);
+	free(key);
+	free(lens);
+	free(argv);
+	return rc;
+}
+
+/* Lower-cases the ASCII letters of email into out; -1 if it cannot be an address. */
+static int
+normalize_email(const char *email, char *out, size_t outlen)
+{
+	size_t i, len = strlen(email);
+
+	if (len == 0 || len > EMAIL_MAX_LEN || len >= outlen || strchr(email, '@') == NULL)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)email[i] <= 0x20 || email[i] == 0x7f)
+			return -1;
+		out[i] = (char)tolower((unsigned char)email[i]);
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+static int
+remove_cmd(int argc, char **argv)
+{
+	const char *db_url = NULL, *redis_url = NULL, *unused = NULL, *params[2];
+	const char *members[4];
+	char email[EMAIL_MAX_LEN + 1], err[1024], why[512];
+	int status, i, n = 0, have_cf = 0;
+	long long removed = 0;
+	long unused_limit = 0;
+	PGresult *res = NULL;
+	PGconn *conn = NULL;
+	struct redis_target target;
+	struct config cf;
+
+	if (parse_opts(argc, argv, 0, &db_url, &redis_url, &unused, &unused_limit, &status) < 0)
+		return status;
+	status = MAILPIPECTL_EXIT_FAIL;
+	if (argc - optind != 1) {
+		mailpipectl_errx("suppression remove: expected one EMAIL");
+		suppression_usage(stderr);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	if (normalize_email(argv[optind], email, sizeof(email)) < 0) {
+		mailpipectl_errx("invalid email '%s': expected an address without white space",
+				 argv[optind]);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	have_cf = 1;
+	if (config_load(&cf, NULL, err, sizeof(err)) < 0)
+		goto fail;
+	/* a bad url stops here, before anything changed */
+	if (redis_parse_url(redis_url ? redis_url : cf.redis_url, &target, err, sizeof(err)) < 0 ||
+	    mailpipectl_db_connect(db_url ? db_url : cf.database_url, &conn, err, sizeof(err)) < 0)
+		goto fail;
+
+	/* lower() as well as the ASCII lower-casing above: whichever the row was stored with */
+	params[0] = argv[optind];
+	params[1] = email;
+	res = PQexecParams(conn,
+			   "DELETE FROM suppressions WHERE email IN (lower($1::text), $2::text)"
+			   " RETURNING email, reason",
+			   2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mailpipectl_db_error(conn, res, why, sizeof(why));
+		snprintf(err, sizeof(err), "cannot remove '%s' from suppressions: %s", email, why);
+		goto fail;
+	}
+	/* the set holds what the rows held; the address as typed, lower-cased, in any case */
+	members[n++] = email;
+	for (i = 0; i < PQntuples(res) && n < 4; i++) {
+		if (strcmp(PQgetvalue(res, i, 0), email) != 0)
+			members[n++] = PQgetvalue(res, i, 0);
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		printf("removed %s (reason %s) from suppressions\n", PQgetvalue(res, i, 0),
+		       PQgetvalue(res, i, 1));
+
+	if (redis_unsuppress(&target, cf.redis_prefix, members, (size_t)n, &removed, why,
+			     sizeof(why)) < 0) {
+		mailpipectl_errx(
+		    "warning: cannot remove '%s' from the redis set '%ssuppressed': %s", email,
+		    cf.redis_prefix, why);
+		if (PQntuples(res) > 0)
+			mailpipectl_errx(
+			    "warning: the sender checks postgresql (authoritative), so "
+			    "the removal already takes effect; run this again once "
+			    "redis can be reached to clear the set too");
+		removed = 0;
+	}
+	if (PQntuples(res) == 0 && removed > 0) {
+		/* an earlier removal that could not reach redis, or a set out of step */
+		printf("%s was not in suppressions; removed it from the redis set '%ssuppressed'\n",
+		       email, cf.redis_prefix);
+	} else if (PQntuples(res) == 0) {
+		snprintf(err, sizeof(err), "'%s' is not suppressed", email);
+		goto fail;
+	}
+	status = MAILPIPECTL_EXIT_OK;
+	goto out;
+fail:
+	mailpipectl_errx("%s", err);
+out:
+	PQclear(res);
+	PQfinish(conn);
+	if (have_cf)
+		config_release(&cf);
+	return status;
+}
+
+int
+mailpipectl_suppression_cmd(int argc, char **argv)
+{
+	if (argc < 2) {
+		suppression_usage(stderr);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "list") == 0)
+		return list_cmd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "remove") == 0)
+		return remove_cmd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		suppression_usage(stdout);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	mailpipectl_errx("suppression: unknown subcommand '%s'", argv[1]);
+	suppression_usage(stderr);
+	return MAILPIPECTL_EXIT_USAGE;
+}
