@@ -1,6 +1,7 @@
 /*
  * ingest: the FastCGI app behind nginx that takes data in and hands it to Kafka.
- * Routes: POST /webhooks/sendgrid (webhook.c), GET /healthz.  main() only wires.
+ * Routes: POST /webhooks/sendgrid (webhook.c), POST /v3/mail/send (mailsend.c),
+ * GET /healthz.  main() only wires.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ healthz(struct req *r)
 
 static const struct route routes[] = {
     {"POST", "/webhooks/sendgrid", webhook_handle},
+    {"POST", "/v3/mail/send", mailsend_handle},
     {"GET", "/healthz", healthz},
 };
 
@@ -61,6 +63,16 @@ main(int argc, char **argv)
 	} else {
 		log_warnx("webhook.verify is off: unsigned webhook requests are accepted");
 	}
+	if ((in.redis = rconn_new(cf.redis_url, err, sizeof(err))) == NULL) {
+		log_errx("invalid redis.url: %s", err);
+		goto out;
+	}
+	/* Loads now if it can; a database that is away only delays mail sends (503). */
+	if ((in.keys = apikeys_new(cf.database_url, cf.auth_refresh_seconds, err, sizeof(err))) ==
+	    NULL) {
+		log_errx("%s", err);
+		goto out;
+	}
 	shutdown_install();
 	if ((in.kp = kpub_new(&cf, cf.ingest_deadline_ms, err, sizeof(err))) == NULL) {
 		log_errx("%s", err);
@@ -82,6 +94,8 @@ main(int argc, char **argv)
 	rc = kpub_fatal(in.kp) ? 1 : 0;
 out:
 	kpub_destroy(in.kp, 5000);
+	apikeys_destroy(in.keys);
+	rconn_destroy(in.redis);
 	sig_key_destroy(in.key);
 	config_release(&cf);
 	log_info("exiting with status %d", rc);

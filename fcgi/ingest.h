@@ -4,17 +4,22 @@
 #ifndef MAILPIPE_INGEST_H
 #define MAILPIPE_INGEST_H
 
+#include "apikey.h"
 #include "config.h"
 #include "dispatch.h"
 #include "kpub.h"
+#include "rconn.h"
 #include "sig.h"
 
 struct ingest {
 	const struct config *cf;
 	struct kpub *kp;
-	struct sig_key *key; /* NULL when webhook.verify = off */
+	struct sig_key *key;  /* NULL when webhook.verify = off */
+	struct apikeys *keys; /* API keys, reloaded in the background */
+	struct rconn *redis;  /* Idempotency-Key records */
 };
 
 void webhook_handle(struct req *r);
+void mailsend_handle(struct req *r);
 
 #endif
