@@ -27,7 +27,7 @@ endif
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
            lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c lib/rconn.c lib/idemkey.c \
-           $(wildcard lib/mailreq.c lib/apikey.c lib/sgsign.c)
+           lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c $(wildcard lib/sgsign.c)
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c $(wildcard fcgi/mailsend.c)
 SINK_SRC   := workers/sink.c workers/sink_store.c
 SENDER_SRC := $(wildcard workers/sender*.c)
