@@ -18,6 +18,7 @@ struct rconn {
 	char host[256];
 	int port;
 	char unix_path[256];
+	char user[128];
 	char password[256];
 	int db;
 	redisContext *c;
@@ -45,9 +46,15 @@ parse_url(struct rconn *rc, const char *url, char *err, size_t errlen)
 	}
 	p = url + 8;
 	if ((at = strrchr(p, '@')) != NULL) {
+		/* [user]:password@ -- a user name selects a Redis 6 ACL user */
 		const char *pw = memchr(p, ':', (size_t)(at - p));
 
-		pw = pw ? pw + 1 : p;
+		if (pw) {
+			snprintf(rc->user, sizeof(rc->user), "%.*s", (int)(pw - p), p);
+			pw++;
+		} else {
+			pw = p;
+		}
 		snprintf(rc->password, sizeof(rc->password), "%.*s", (int)(at - pw), pw);
 		p = at + 1;
 	}
@@ -146,8 +153,8 @@ connect_now(struct rconn *rc)
 	}
 	redisSetTimeout(rc->c, tv);
 	if (rc->password[0]) {
-		const char *argv[] = {"AUTH", rc->password};
-		if ((r = run(rc, 2, argv, NULL)) == NULL) {
+		const char *argv[] = {"AUTH", rc->user[0] ? rc->user : rc->password, rc->password};
+		if ((r = run(rc, rc->user[0] ? 3 : 2, argv, NULL)) == NULL) {
 			drop(rc, "authentication failed");
 			return -1;
 		}

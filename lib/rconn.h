@@ -15,7 +15,7 @@
 
 struct rconn;
 
-/* url: redis://[:password@]host[:port][/db] or unix:/path.  NULL with err if unparsable. */
+/* url: redis://[[user]:password@]host[:port][/db] or unix:/path.  NULL with err if unparsable. */
 struct rconn *rconn_new(const char *url, char *err, size_t errlen);
 void rconn_destroy(struct rconn *rc);
 

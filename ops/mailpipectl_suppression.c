@@ -17,6 +17,8 @@
 
 #include <hiredis.h>
 
+#include "rconn.h"
+
 #include "config.h"
 #include "mailpipectl.h"
 
@@ -30,15 +32,6 @@ static const char list_sql[] =
     " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     " FROM suppressions WHERE $1::text IS NULL OR reason = $1::text"
     " ORDER BY created_at DESC, email LIMIT $2::bigint";
-
-struct redis_target {
-	char host[256];
-	int port;
-	char unix_path[256];
-	char user[128];
-	char password[256];
-	int db;
-};
 
 static void
 suppression_usage(FILE *out)
@@ -180,158 +173,29 @@ out:
 }
 
 /*
- * Parses redis://[[user]:password@]host[:port][/db] or unix:/path into t, the forms the
- * workers accept (lib/idem.c).  -1 with err.
+ * SREMs the emails from <prefix>suppressed; *removed gets how many were in it.  -1 when Redis
+ * cannot be reached or refuses (rconn has logged why).
  */
 static int MAILPIPECTL_MUSTCHECK
-redis_parse_url(const char *url, struct redis_target *t, char *err, size_t errlen)
+redis_unsuppress(struct rconn *rc, const char *prefix, const char *const *emails, size_t n,
+		 long long *removed)
 {
-	const char *p, *at, *slash, *colon, *pw;
-	char *end;
-	long v;
+	const char *argv[8];
+	char key[256];
+	redisReply *r;
 
-	memset(t, 0, sizeof(*t));
-	t->port = 6379;
-	if (strncmp(url, "unix:", 5) == 0) {
-		if (url[5] == '\0' || strlen(url + 5) >= sizeof(t->unix_path))
-			goto bad;
-		snprintf(t->unix_path, sizeof(t->unix_path), "%s", url + 5);
-		return 0;
-	}
-	if (strncmp(url, "redis://", 8) != 0)
-		goto bad;
-	p = url + 8;
-	if ((at = strrchr(p, '@')) != NULL) {
-		if ((pw = memchr(p, ':', (size_t)(at - p))) != NULL) {
-			snprintf(t->user, sizeof(t->user), "%.*s", (int)(pw - p), p);
-			pw++;
-		} else {
-			pw = p;
-		}
-		snprintf(t->password, sizeof(t->password), "%.*s", (int)(at - pw), pw);
-		p = at + 1;
-	}
-	slash = strchr(p, '/');
-	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-	snprintf(t->host, sizeof(t->host), "%.*s",
-		 (int)(colon   ? (size_t)(colon - p)
-		       : slash ? (size_t)(slash - p)
-			       : strlen(p)),
-		 p);
-	if (colon) {
-		errno = 0;
-		v = strtol(colon + 1, &end, 10);
-		if (errno != 0 || end == colon + 1 || (*end != '\0' && *end != '/') || v <= 0 ||
-		    v > 65535)
-			goto bad;
-		t->port = (int)v;
-	}
-	if (slash && slash[1] != '\0') {
-		errno = 0;
-		v = strtol(slash + 1, &end, 10);
-		if (errno != 0 || *end != '\0' || v < 0 || v > 1000000)
-			goto bad;
-		t->db = (int)v;
-	}
-	if (t->host[0] == '\0')
-		goto bad;
-	return 0;
-bad:
-	/* never echo the url: it may hold a password */
-	snprintf(err, errlen, "invalid 'redis.url': expected redis://host:port/db or unix:/path");
-	return -1;
-}
-
-/* Runs argv on c; -1 with err on a transport error or an error reply. */
-static int MAILPIPECTL_MUSTCHECK
-redis_run(redisContext *c, int argc, const char **argv, const size_t *lens, long long *integer,
-	  char *err, size_t errlen)
-{
-	redisReply *r = redisCommandArgv(c, argc, argv, lens);
-	int rc = -1;
-
-	if (r == NULL) {
-		snprintf(err, errlen, "%s", c->errstr[0] ? c->errstr : "connection lost");
-		goto out;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "'%s' refused: %s", argv[0], r->str);
-		goto out;
-	}
-	if (integer != NULL)
-		*integer = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-	rc = 0;
-out:
-	if (r != NULL)
-		freeReplyObject(r);
-	return rc;
-}
-
-/*
- * SREMs the emails from <prefix>suppressed on t; *removed gets how many were in it.
- * -1 with err when Redis cannot be reached or refuses.
- */
-static int MAILPIPECTL_MUSTCHECK
-redis_unsuppress(const struct redis_target *t, const char *prefix, const char *const *emails,
-		 size_t n, long long *removed, char *err, size_t errlen)
-{
-	struct timeval tv = {2, 0};
-	redisContext *c = NULL;
-	const char **argv = NULL;
-	size_t *lens = NULL, i;
-	char *key = NULL, db[16];
-	int rc = -1;
-
-	argv = calloc(n + 2, sizeof(*argv));
-	lens = calloc(n + 2, sizeof(*lens));
-	if (argv == NULL || lens == NULL || asprintf(&key, "%ssuppressed", prefix) < 0) {
-		key = NULL;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	c = t->unix_path[0] ? redisConnectUnixWithTimeout(t->unix_path, tv)
-			    : redisConnectWithTimeout(t->host, t->port, tv);
-	if (c == NULL || c->err) {
-		snprintf(err, errlen, "cannot connect to redis: %s",
-			 c ? c->errstr : "out of memory");
-		goto out;
-	}
-	if (redisSetTimeout(c, tv) != REDIS_OK) {
-		snprintf(err, errlen, "cannot set the redis timeout");
-		goto out;
-	}
-	if (t->password[0] != '\0') {
-		/* AUTH [user] password: a user name selects a Redis 6 ACL user */
-		const char *a[] = {"AUTH", t->user[0] ? t->user : t->password, t->password};
-
-		if (redis_run(c, t->user[0] ? 3 : 2, a, NULL, NULL, err, errlen) < 0)
-			goto out;
-	}
-	if (t->db != 0) {
-		const char *a[] = {"SELECT", db};
-
-		snprintf(db, sizeof(db), "%d", t->db);
-		if (redis_run(c, 2, a, NULL, NULL, err, errlen) < 0)
-			goto out;
-	}
+	if (n + 2 > sizeof(argv) / sizeof(argv[0]))
+		return -1;
+	snprintf(key, sizeof(key), "%ssuppressed", prefix);
 	argv[0] = "SREM";
-	lens[0] = 4;
 	argv[1] = key;
-	lens[1] = strlen(key);
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		argv[i + 2] = emails[i];
-		lens[i + 2] = strlen(emails[i]);
-	}
-	if (redis_run(c, (int)n + 2, argv, lens, removed, err, errlen) < 0)
-		goto out;
-	rc = 0;
-out:
-	if (c != NULL)
-		redisFree(c);
-	free(key);
-	free(lens);
-	free(argv);
-	return rc;
+	if ((r = rconn_command(rc, (int)n + 2, argv, NULL)) == NULL)
+		return -1;
+	*removed = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	freeReplyObject(r);
+	return 0;
 }
 
 /* Lower-cases the ASCII letters of email into out; -1 if it cannot be an address. */
@@ -362,7 +226,7 @@ remove_cmd(int argc, char **argv)
 	long unused_limit = 0;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
-	struct redis_target target;
+	struct rconn *rc = NULL;
 	struct config cf;
 
 	if (parse_opts(argc, argv, 0, &db_url, &redis_url, &unused, &unused_limit, &status) < 0)
@@ -382,7 +246,7 @@ remove_cmd(int argc, char **argv)
 	if (config_load(&cf, NULL, err, sizeof(err)) < 0)
 		goto fail;
 	/* a bad url stops here, before anything changed */
-	if (redis_parse_url(redis_url ? redis_url : cf.redis_url, &target, err, sizeof(err)) < 0 ||
+	if ((rc = rconn_new(redis_url ? redis_url : cf.redis_url, err, sizeof(err))) == NULL ||
 	    mailpipectl_db_connect(db_url ? db_url : cf.database_url, &conn, err, sizeof(err)) < 0)
 		goto fail;
 
@@ -408,11 +272,9 @@ remove_cmd(int argc, char **argv)
 		printf("removed %s (reason %s) from suppressions\n", PQgetvalue(res, i, 0),
 		       PQgetvalue(res, i, 1));
 
-	if (redis_unsuppress(&target, cf.redis_prefix, members, (size_t)n, &removed, why,
-			     sizeof(why)) < 0) {
-		mailpipectl_errx(
-		    "warning: cannot remove '%s' from the redis set '%ssuppressed': %s", email,
-		    cf.redis_prefix, why);
+	if (redis_unsuppress(rc, cf.redis_prefix, members, (size_t)n, &removed) < 0) {
+		mailpipectl_errx("warning: cannot remove '%s' from the redis set '%ssuppressed'",
+				 email, cf.redis_prefix);
 		if (PQntuples(res) > 0)
 			mailpipectl_errx(
 			    "warning: the sender checks postgresql (authoritative), so "
@@ -435,6 +297,7 @@ fail:
 out:
 	PQclear(res);
 	PQfinish(conn);
+	rconn_destroy(rc);
 	if (have_cf)
 		config_release(&cf);
 	return status;
