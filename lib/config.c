@@ -73,6 +73,10 @@ static const struct cf_setting settings[] = {
     INT("kafka.message_max_bytes", kafka_message_max_bytes, "1000000", 10000, 100000000,
 	"Largest Kafka message the producer makes (`message.max.bytes`; keep it within the "
 	"cluster's limit). A webhook event larger than this is dead-lettered, truncated."),
+    INT("kafka.mail_message_max_bytes", kafka_mail_message_max_bytes, "33554432", 10000, 1000000000,
+	"Largest mail request record (SendGrid accepts mails up to 30 MB). The "
+	"`mail.requests` topic needs a `max.message.bytes` at least this large on a real "
+	"cluster."),
     INT("kafka.fetch_wait_max_ms", kafka_fetch_wait_max_ms, "100", 1, 10000,
 	"Consumer `fetch.wait.max.ms`; the dev broker wants about 10."),
     INT("kafka.session_timeout_ms", kafka_session_timeout_ms, "10000", 1000, 300000,

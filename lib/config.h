@@ -29,6 +29,7 @@ struct config {
 	char *kafka_ssl_ca_location;
 	long kafka_linger_ms;
 	long kafka_message_max_bytes;
+	long kafka_mail_message_max_bytes;
 	long kafka_fetch_wait_max_ms;
 	long kafka_session_timeout_ms;
 	long kafka_max_poll_interval_ms;

@@ -111,7 +111,11 @@ kpub_new(const struct config *cf, long message_timeout_ms, char *err, size_t err
 	    kconf_set(conf, "linger.ms", num, err, errlen) < 0 ||
 	    kconf_set(conf, "compression.codec", "lz4", err, errlen) < 0)
 		goto fail;
-	snprintf(num, sizeof(num), "%ld", cf->kafka_message_max_bytes);
+	/* The larger limit: the webhook checks its smaller per-event limit itself. */
+	snprintf(num, sizeof(num), "%ld",
+		 cf->kafka_message_max_bytes > cf->kafka_mail_message_max_bytes
+		     ? cf->kafka_message_max_bytes
+		     : cf->kafka_mail_message_max_bytes);
 	if (kconf_set(conf, "message.max.bytes", num, err, errlen) < 0)
 		goto fail;
 	snprintf(num, sizeof(num), "%ld", message_timeout_ms);

@@ -40,6 +40,7 @@ static const char *const keys[] = {
     "kafka.ssl_ca_location",
     "kafka.linger_ms",
     "kafka.message_max_bytes",
+    "kafka.mail_message_max_bytes",
     "kafka.fetch_wait_max_ms",
     "kafka.session_timeout_ms",
     "kafka.max_poll_interval_ms",
