@@ -27,14 +27,17 @@ endif
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
            lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c lib/rconn.c lib/idemkey.c \
-           lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c $(wildcard lib/sgsign.c)
-INGEST_SRC := fcgi/ingest.c fcgi/webhook.c $(wildcard fcgi/mailsend.c)
+           lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c
+INGEST_SRC := fcgi/ingest.c fcgi/webhook.c fcgi/mailsend.c
 SINK_SRC   := workers/sink.c workers/sink_store.c
-SENDER_SRC := $(wildcard workers/sender*.c)
-SIM_SRC    := $(wildcard ops/sendgrid-sim*.c)
+SENDER_SRC := workers/sender.c workers/sender_http.c workers/sender_job.c workers/sender_rate.c \
+              workers/sender_rcpt.c workers/sender_state.c workers/sender_store.c
+SIM_SRC    := ops/sendgrid-sim.c ops/sendgrid-sim_events.c ops/sendgrid-sim_faults.c \
+              ops/sendgrid-sim_msgs.c ops/sendgrid-sim_post.c ops/sendgrid-sim_queue.c \
+              ops/sendgrid-sim_rand.c ops/sendgrid-sim_send.c
 CTL_SRC    := ops/mailpipectl.c ops/mailpipectl_db.c ops/mailpipectl_migrate.c \
               ops/mailpipectl_partitions.c ops/mailpipectl_config.c \
-              $(wildcard ops/mailpipectl_apikey.c ops/mailpipectl_suppression.c)
+              ops/mailpipectl_apikey.c ops/mailpipectl_suppression.c
 KDEV_SRC   := ops/kafka-dev.c
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
@@ -42,7 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_A   := $(BUILD)/libmailpipe.a
 BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl \
-           $(if $(SENDER_SRC),$(BUILD)/sender) $(if $(SIM_SRC),$(BUILD)/sendgrid-sim)
+           $(BUILD)/sender $(BUILD)/sendgrid-sim
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all run test unit check-format format clean deps
