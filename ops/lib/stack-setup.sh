@@ -13,9 +13,24 @@ redis_ready() {
 	[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
 }
 
-# https_status PATH: the HTTP status nginx answers (000 if none)
+# https_status URL: the HTTP status nginx answers (000 if none)
 https_status() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$CERT" "$URL$1" 2>/dev/null || true
+	curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$CERT" "$1" 2>/dev/null || true
+}
+
+# wait_https URL DEADLINE SVC: 0 once GET URL answers 200; else the logs of nginx and SVC
+wait_https() {
+	local url=$1 deadline=$2 svc=$3 code
+	while [ "$(https_status "$url")" != 200 ]; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			code=$(https_status "$url")
+			warn "GET $url does not answer 200 (got $code) after ${TIMEOUT}s"
+			show_log nginx
+			show_log "$svc"
+			return 1
+		fi
+		sleep 0.2
+	done
 }
 
 # svc_ready SVC [OLD_PID]: the service runs (as a new process if OLD_PID) and serves
@@ -28,11 +43,12 @@ svc_ready() {
 	redis) redis_ready ;;
 	kafka) [ -s "$BOOTSTRAP" ] ;;
 	ingest) [ -S "$INGEST_SOCK" ] ;;
-	sink)
+	sendgrid-sim) [ -S "$SIM_SOCK" ] ;;
+	sink | sender)
 		age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
 		[ "${age:-0}" -ge 1 ]
 		;;
-	nginx) [ "$(https_status /healthz)" != 000 ] ;;
+	nginx) [ "$(https_status "$URL/healthz")" != 000 ] ;;
 	esac
 }
 
@@ -102,7 +118,7 @@ make_layout() {
 	fi
 	local s
 	# unix socket paths are limited to 107 bytes
-	for s in "$INGEST_SOCK" "$CONTROL" "$PG_DATA/.s.PGSQL.$PG_PORT"; do
+	for s in "$INGEST_SOCK" "$SIM_SOCK" "$CONTROL" "$PG_DATA/.s.PGSQL.$PG_PORT"; do
 		[ ${#s} -le 107 ] || die "unix socket path '$s' is too long (over 107 bytes): choose a shorter MAILPIPE_RUN_DIR"
 	done
 }
@@ -169,14 +185,71 @@ migrate() {
 	fi
 }
 
+# The dev API key: mp_ + 8-character prefix + _ + 43 characters of base64url.
+API_KEY_RE='^(mp_[a-z0-9]{8})_[A-Za-z0-9_-]{43}$'
+
+# ensure_api_key: <run>/keys/api_key (0600) holds a key of api_keys that is not revoked;
+# else a new key with every scope is created and stored there. Output of mailpipectl goes
+# to logs/migrate.log (the key itself only to the file).
+ensure_api_key() {
+	local log=$LOG_DIR/migrate.log key='' list prefix
+	if [ -s "$API_KEY_FILE" ]; then
+		read -r key 2>/dev/null <"$API_KEY_FILE" || true
+	fi
+	if [[ $key =~ $API_KEY_RE ]]; then
+		prefix=${BASH_REMATCH[1]}
+		printf '%s ops/stack: mailpipectl apikey list\n' "$(date '+%Y-%m-%d %H:%M:%S')" >>"$log"
+		if ! list=$(MAILPIPE_DATABASE_URL=$ADMIN_DB_URL timeout 60 \
+			"$BIN_DIR/mailpipectl" apikey list </dev/null 2>>"$log"); then
+			warn "'mailpipectl apikey list' failed"
+			show_log migrate
+			return 1
+		fi
+		# columns: ID NAME PREFIX SCOPES CREATED REVOKED; NAME may hold spaces
+		if awk -v p="$prefix" 'NR > 1 && NF >= 6 && $(NF - 3) == p && $NF == "-" { f = 1 }
+			END { exit !f }' <<<"$list"; then
+			chmod 600 "$API_KEY_FILE"
+			return 0
+		fi
+		say "the dev API key $prefix is not (or no longer) in api_keys: creating a new one"
+	elif [ -e "$API_KEY_FILE" ]; then
+		say "'$API_KEY_FILE' does not hold an API key: creating a new one"
+	fi
+	printf '%s ops/stack: mailpipectl apikey create --name dev --scopes all\n' \
+		"$(date '+%Y-%m-%d %H:%M:%S')" >>"$log"
+	if ! key=$(MAILPIPE_DATABASE_URL=$ADMIN_DB_URL timeout 60 \
+		"$BIN_DIR/mailpipectl" apikey create --name dev --scopes all </dev/null 2>>"$log"); then
+		warn "'mailpipectl apikey create' failed"
+		show_log migrate
+		return 1
+	fi
+	if ! [[ $key =~ $API_KEY_RE ]]; then
+		warn "'mailpipectl apikey create' printed no API key"
+		return 1
+	fi
+	prefix=${BASH_REMATCH[1]}
+	(
+		umask 077
+		printf '%s\n' "$key" >"$API_KEY_FILE.tmp" &&
+			chmod 600 "$API_KEY_FILE.tmp" &&
+			mv -f "$API_KEY_FILE.tmp" "$API_KEY_FILE"
+	) || {
+		warn "cannot write '$API_KEY_FILE'"
+		return 1
+	}
+	say "created dev API key $prefix (all scopes) in $API_KEY_FILE"
+}
+
 write_stack_env() {
-	local pub=
+	local pub='' key=''
 	[ ! -s "$WEBHOOK_PUB" ] || read -r pub <"$WEBHOOK_PUB" || true # no newline at its end
+	[ ! -s "$API_KEY_FILE" ] || read -r key <"$API_KEY_FILE" || true
 	(
 		umask 077
 		cat >"$STACK_ENV.tmp.$$" <<EOF
 MAILPIPE_URL=$URL
 MAILPIPE_CA=$CERT
+MAILPIPE_API_KEY=$key
 DATABASE_URL=$ADMIN_DB_URL
 REDIS_URL=$REDIS_URL
 KAFKA_BROKERS=$(brokers)
@@ -184,11 +257,14 @@ KAFKA_CONTROL=$CONTROL
 WEBHOOK_SIGNING_KEY=$WEBHOOK_KEY
 WEBHOOK_PUBLIC_KEY=$pub
 SINK_DATABASE_URL=$WRITER_DB_URL
+SENDGRID_SIM_URL=$SIM_URL
+SENDGRID_SIM_API_KEY=$SIM_API_KEY
 MAILPIPE_RUN_DIR=$RUN_DIR
 MAILPIPE_BIN_DIR=$BIN_DIR
 MAILPIPE_HTTPS_PORT=$HTTPS_PORT
 MAILPIPE_PG_PORT=$PG_PORT
 MAILPIPE_REDIS_PORT=$REDIS_PORT
+MAILPIPE_SIM_PORT=$SIM_PORT
 EOF
 		chmod 600 "$STACK_ENV.tmp.$$"
 		mv -f "$STACK_ENV.tmp.$$" "$STACK_ENV"

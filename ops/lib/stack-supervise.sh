@@ -31,6 +31,7 @@ render_nginx_conf() {
 	fi
 	sed -e "s|@RUN_DIR@|$(sed_escape "$RUN_DIR")|g" \
 		-e "s|@HTTPS_PORT@|$(sed_escape "$HTTPS_PORT")|g" \
+		-e "s|@SIM_PORT@|$(sed_escape "$SIM_PORT")|g" \
 		-e "s|@NGINX_CONF_DIR@|$(sed_escape "$NGINX_CONF_DIR")|g" \
 		-e "s|@USER_LINE@|$(sed_escape "$user_line")|g" \
 		-e "s|@WORKERS@|$(sed_escape "$workers")|g" \
@@ -69,7 +70,7 @@ svc_prestart() {
 		# a killed broker leaves these behind; their absence means "not ready"
 		rm -f "$BOOTSTRAP" "$CONTROL"
 		;;
-	ingest | sink)
+	ingest | sink | sender)
 		# they need the current broker list: wait for it
 		local said=
 		while [ ! -s "$BOOTSTRAP" ]; do
@@ -80,10 +81,23 @@ svc_prestart() {
 		done
 		[ "$SVC" = ingest ] && rm -f "$INGEST_SOCK"
 		;;
+	sendgrid-sim) rm -f "$SIM_SOCK" ;;
 	redis) render_redis_conf || return 1 ;;
 	nginx) render_nginx_conf || return 1 ;;
 	esac
 	return 0
+}
+
+# CMD for the log, API keys hidden
+cmd_shown() {
+	local a shown=()
+	for a in "${CMD[@]}"; do
+		case $a in
+		MAILPIPE_*_API_KEY=*) shown+=("${a%%=*}=(hidden)") ;;
+		*) shown+=("$a") ;;
+		esac
+	done
+	printf '%s\n' "${shown[*]}"
 }
 
 # Sets CMD, the command line of SVC; evaluated again at every (re)start.
@@ -102,6 +116,7 @@ svc_command() {
 		CMD=(env "MAILPIPE_INGEST_SOCKET=$INGEST_SOCK"
 			"MAILPIPE_KAFKA_BROKERS=$(brokers)"
 			"MAILPIPE_WEBHOOK_PUBLIC_KEY=$pub"
+			"MAILPIPE_DATABASE_URL=$READER_DB_URL"
 			"MAILPIPE_REDIS_URL=$REDIS_URL"
 			"$BIN_DIR/ingest")
 		;;
@@ -111,6 +126,23 @@ svc_command() {
 			"MAILPIPE_KAFKA_BROKERS=$(brokers)"
 			"$BIN_DIR/sink")
 		;;
+	sendgrid-sim)
+		CMD=(env "MAILPIPE_SIM_SOCKET=$SIM_SOCK"
+			"MAILPIPE_SIM_WEBHOOK_URL=$WEBHOOK_URL"
+			"MAILPIPE_SIM_SIGNING_KEY_FILE=$WEBHOOK_KEY"
+			"MAILPIPE_SIM_CA_FILE=$CERT"
+			"MAILPIPE_SIM_API_KEY=$SIM_API_KEY"
+			"$BIN_DIR/sendgrid-sim")
+		;;
+	sender)
+		CMD=(env "MAILPIPE_DATABASE_URL=$WRITER_DB_URL"
+			"MAILPIPE_REDIS_URL=$REDIS_URL"
+			"MAILPIPE_KAFKA_BROKERS=$(brokers)"
+			"MAILPIPE_SENDGRID_API_URL=$SIM_URL"
+			"MAILPIPE_SENDGRID_API_KEY=$SIM_API_KEY"
+			"MAILPIPE_SENDGRID_CA_FILE=$CERT"
+			"$BIN_DIR/sender")
+		;;
 	nginx)
 		CMD=("$NGINX" -p "$RUN_DIR/nginx/" -c "$RUN_DIR/nginx/nginx.conf"
 			-e "$LOG_DIR/nginx.log")
@@ -118,8 +150,8 @@ svc_command() {
 	esac
 }
 
-# kafka only: once the new broker wrote its bootstrap list, restart ingest and sink if
-# they run with an older list, and rewrite stack.env.
+# kafka only: once the new broker wrote its bootstrap list, restart the KAFKA_CLIENTS
+# (ingest, sink, sender) that run with an older list, and rewrite stack.env.
 #
 # The old brokers are gone with all their data, so there is nothing to close cleanly:
 # SIGTERM, then SIGKILL after 3 s (a consumer whose coordinator vanished can take
@@ -131,7 +163,7 @@ kafka_poststart() {
 		sleep 0.1
 	done
 	slog "kafka is ready: $(brokers)"
-	for dep in ingest sink; do
+	for dep in "${KAFKA_CLIENTS[@]}"; do
 		pid=$(svc_pid "$dep") || continue
 		held "$dep" && continue
 		if [ "$PID_DIR/$dep.pid" -ot "$BOOTSTRAP" ]; then
@@ -201,7 +233,7 @@ supervise() {
 		proc_field "$CHILD" 22 >"$PID_DIR/$SVC.start"
 		echo "$CHILD" >"$PID_DIR/$SVC.pid.tmp" && mv -f "$PID_DIR/$SVC.pid.tmp" "$PID_DIR/$SVC.pid"
 		if [ -n "$first" ]; then
-			slog "started '$SVC' (pid $CHILD): ${CMD[*]}"
+			slog "started '$SVC' (pid $CHILD): $(cmd_shown)"
 		else
 			slog "restart #$restarts: started '$SVC' (pid $CHILD)"
 		fi
