@@ -19,7 +19,11 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # fast tests first, slow ones last
 FILE_ORDER = ("test_signature.py", "test_shapes.py", "test_invalid_events.py",
-              "test_batch_load.py", "test_failures.py")
+              "test_batch_load.py",
+              # the mail send path (issue 3); the crash test is the slow one
+              "test_mail_send.py", "test_mail_validation.py", "test_mail_idempotency.py",
+              "test_mail_retries.py", "test_mail_suppression.py", "test_mail_crash.py",
+              "test_failures.py")
 
 def pytest_collection_modifyitems(session, config, items):
     def rank(item):
@@ -54,7 +58,7 @@ def mp(request):
     run_dir = tempfile.mkdtemp(prefix="mailpipe-test-")
     # postgres runs as its own OS user and must traverse the run dir
     os.chmod(run_dir, 0o755)
-    https_port, pg_port, redis_port = mpl.free_ports(3)
+    https_port, pg_port, redis_port, sim_port = mpl.free_ports(4)
     env = dict(os.environ)
     env.update(mpl.STACK_ENV)
     env.update({
@@ -62,6 +66,7 @@ def mp(request):
         "MAILPIPE_HTTPS_PORT": str(https_port),
         "MAILPIPE_PG_PORT": str(pg_port),
         "MAILPIPE_REDIS_PORT": str(redis_port),
+        "MAILPIPE_SIM_PORT": str(sim_port),     # the SendGrid simulator (nginx)
     })
     bin_dir = env.get("MAILPIPE_BIN_DIR")
     if bin_dir and not os.path.isabs(bin_dir):
@@ -142,3 +147,18 @@ def stack(mp):
 @pytest.fixture
 def pid_of(mp):
     return mp.pid_of
+
+
+@pytest.fixture
+def sim(mp):
+    """The SendGrid simulator's fault knobs, cleared after the test whatever
+    happened: sim.faults(status=500, count=2), sim.clear()."""
+    class Sim:
+        faults = staticmethod(mp.sim_faults)
+        clear = staticmethod(mp.sim_clear)
+        count = staticmethod(mp.sim_count)
+        messages = staticmethod(mp.sim_messages)
+    try:
+        yield Sim()
+    finally:
+        mp.sim_clear()

@@ -11,6 +11,7 @@ import copy
 import datetime
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -37,6 +38,12 @@ STACK_ENV = {
     "MAILPIPE_KAFKA_SESSION_TIMEOUT_MS": "6000",
     "MAILPIPE_INGEST_DEADLINE_MS": "3000",
     "MAILPIPE_SINK_BATCH_MS": "20",
+    # the sender (issue 3): quick retries, and a time-out plus grace short enough that
+    # the "accepted, then no answer" case settles within a test
+    "MAILPIPE_SENDER_RETRY_BASE_MS": "200",
+    "MAILPIPE_SENDER_RETRY_MAX_MS": "2000",
+    "MAILPIPE_SENDGRID_TIMEOUT_MS": "3000",
+    "MAILPIPE_SENDER_AMBIGUOUS_GRACE_SECONDS": "12",
 }
 INGEST_DEADLINE_S = int(STACK_ENV["MAILPIPE_INGEST_DEADLINE_MS"]) / 1000
 
@@ -176,6 +183,7 @@ class Stack:
         self.vars = {}          # stack.env
         self._key = None
         self._local = threading.local()
+        self.secrets = set()    # API keys used by the tests: never in any log
 
     # --- ops/stack -------------------------------------------------------
     def stack(self, *args, timeout=180, check=True):
@@ -439,6 +447,285 @@ class Stack:
         finally:
             c.close()
 
+    # --- mail send path (issue 3) ------------------------------------------
+    @property
+    def api_key(self):
+        """The dev API key (every scope) that `ops/stack up` made."""
+        key = self.vars.get("MAILPIPE_API_KEY")
+        assert key, "stack.env has no MAILPIPE_API_KEY: %r" % sorted(self.vars)
+        self.secrets.add(key)
+        return key
+
+    @property
+    def sim_url(self):
+        url = self.vars.get("SENDGRID_SIM_URL")
+        assert url, "stack.env has no SENDGRID_SIM_URL: %r" % sorted(self.vars)
+        return url.rstrip("/")
+
+    @property
+    def sim_key(self):
+        return self.vars.get("SENDGRID_SIM_API_KEY") or "SG.mailpipe-simulator"
+
+    def send_mail(self, body, key=None, headers=None, timeout=30):
+        """POST body (a dict, JSON-encoded; or bytes/str as they are) to
+        /v3/mail/send with `Authorization: Bearer KEY` (the dev key unless
+        key is given; key=False sends no Authorization header). headers are
+        added last: a value of None removes that header."""
+        if not isinstance(body, (bytes, str)):
+            body = encode(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        h = {"Content-Type": "application/json"}
+        if key is None:
+            key = self.api_key
+        if key is not False:
+            if key.startswith("mp_"):
+                self.secrets.add(key)
+            h["Authorization"] = "Bearer " + key
+        for k, v in (headers or {}).items():
+            if v is None:
+                h.pop(k, None)
+            else:
+                h[k] = v
+        return self.request("POST", MAIL_SEND_PATH, data=body, headers=h, timeout=timeout)
+
+    def send_ok(self, body, key=None, headers=None):
+        """send_mail() that must answer 202 with an X-Message-Id; returns the id."""
+        r = self.send_mail(body, key=key, headers=headers)
+        assert r.status_code == 202, "expected 202, got %d: %r" % (r.status_code, r.text[:500])
+        mid = r.headers.get("X-Message-Id", "")
+        assert ULID_RE.match(mid), "X-Message-Id %r is not a ULID" % mid
+        return mid
+
+    # the simulator, over HTTPS through nginx like the sender reaches it
+    def sim_request(self, method, path, timeout=30, **kw):
+        kw.setdefault("verify", self.vars["MAILPIPE_CA"])
+        h = {"Authorization": "Bearer " + self.sim_key}
+        h.update(kw.pop("headers", {}) or {})
+        return self._session().request(method, self.sim_url + path, timeout=timeout,
+                                       headers=h, **kw)
+
+    def sim_messages(self, message_id):
+        """The simulator's {"count":N,"x_message_ids":[...]} for a mailpipe id."""
+        r = self.sim_request("GET", "/sim/messages",
+                             params={"mailpipe_message_id": message_id})
+        assert r.status_code == 200, "GET /sim/messages: %d %r" % (r.status_code, r.text[:300])
+        return r.json()
+
+    def sim_count(self, message_id):
+        """How many times the simulator accepted a mail carrying message_id."""
+        return self.sim_messages(message_id)["count"]
+
+    def sim_stats(self):
+        r = self.sim_request("GET", "/sim/stats")
+        assert r.status_code == 200, "GET /sim/stats: %d %r" % (r.status_code, r.text[:300])
+        return r.json()
+
+    def sim_faults(self, **fault):
+        """POST /sim/faults with fault as the JSON body; returns the knobs."""
+        r = self.sim_request("POST", "/sim/faults", json=fault)
+        assert r.status_code == 200, "POST /sim/faults %r: %d %r" % (
+            fault, r.status_code, r.text[:300])
+        return r.json()
+
+    def sim_clear(self):
+        return self.sim_faults(clear=True)
+
+    # messages and their events
+    def message(self, message_id):
+        """The messages row of message_id as a dict, or None."""
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select * from messages where message_id = %s", (message_id,))
+                row = cur.fetchone()
+                if row is None:
+                    return None
+                return dict(zip([d[0] for d in cur.description], row))
+        finally:
+            conn.close()
+
+    def wait_message(self, message_id, pred, timeout=20, desc=None):
+        """Wait until message_id's row exists and pred(row) is true; return the row."""
+        last = {}
+
+        def ok():
+            row = self.message(message_id)
+            last["row"] = row
+            return row if row is not None and pred(row) else None
+        try:
+            return wait_until(ok, timeout, interval=0.1, desc=desc or "message %s" % message_id)
+        except AssertionError as e:
+            row = last.get("row")
+            brief = None if row is None else {k: row.get(k) for k in (
+                "status", "attempts", "last_error", "sendgrid_message_id", "sent_at")}
+            raise AssertionError("%s; row: %r" % (e, brief)) from None
+
+    def wait_status(self, message_id, statuses, timeout=20):
+        """Wait until messages.status of message_id is one of statuses."""
+        if isinstance(statuses, str):
+            statuses = (statuses,)
+        return self.wait_message(message_id, lambda r: r["status"] in statuses, timeout,
+                                 "message %s to reach status %s" % (message_id, "|".join(statuses)))
+
+    def message_events(self, message_id):
+        """[(event, email, sg_event_id, sg_message_id)] of events.message_id = message_id."""
+        return self.query(
+            "select event, email, sg_event_id, sg_message_id from events"
+            " where message_id = %s order by event_time, sg_event_id", message_id)
+
+    def wait_events(self, message_id, names, timeout=20):
+        """Wait until events hold every event name in names for message_id."""
+        def ok():
+            have = {r[0] for r in self.message_events(message_id)}
+            missing = set(names) - have
+            if missing:
+                raise AssertionError("have %s, missing %s" % (sorted(have), sorted(missing)))
+            return self.message_events(message_id)
+        return wait_until(ok, timeout, interval=0.1,
+                          desc="events %s for message %s" % (sorted(names), message_id))
+
+    def messages_by_marker(self, marker):
+        """messages rows whose request has custom_args.test_marker = marker."""
+        return self.query(
+            "select message_id, status from messages"
+            " where request->'custom_args'->>'test_marker' = %s", marker)
+
+    # mailpipectl, Redis, logs
+    def mailpipectl(self, *args, check=True, timeout=60):
+        """Run build/mailpipectl ARGS against the stack's database and Redis;
+        the CompletedProcess (stdout and stderr apart)."""
+        bin_dir = self.env.get("MAILPIPE_BIN_DIR") or os.path.join(self.repo, "build")
+        env = dict(self.env)
+        env["MAILPIPE_DATABASE_URL"] = self.vars["DATABASE_URL"]
+        env["MAILPIPE_REDIS_URL"] = self.vars["REDIS_URL"]
+        cmd = [os.path.join(bin_dir, "mailpipectl")] + list(args)
+        proc = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s exited %d:\nstdout: %s\nstderr: %s" % (
+                " ".join(cmd[:3]), proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def create_api_key(self, name, scopes):
+        """`mailpipectl apikey create`: (key, key_id). The key is remembered as a
+        secret that no log may hold."""
+        proc = self.mailpipectl("apikey", "create", "--name", name, "--scopes", scopes)
+        lines = [l for l in proc.stdout.splitlines() if l.strip()]
+        assert len(lines) == 1 and API_KEY_RE.match(lines[0]), (
+            "apikey create printed %r on stdout (expected the key alone)" % proc.stdout)
+        key = lines[0].strip()
+        self.secrets.add(key)
+        m = re.search(r"\bid=(\d+)", proc.stderr)
+        assert m, "apikey create said no id on stderr: %r" % proc.stderr
+        assert key not in proc.stderr, "apikey create printed the key on stderr too"
+        return key, int(m.group(1))
+
+    def wait_key_loaded(self, key, timeout=20):
+        """Wait until ingest knows key (its periodic refresh): a sandbox send is
+        no longer 401. Returns that answer."""
+        body = mail_body(sandbox=True)
+
+        def known():
+            r = self.send_mail(body, key=key)
+            return [r] if r.status_code != 401 else None   # a 4xx Response is falsy
+        return wait_until(known, timeout, interval=0.2, desc="ingest to load a new API key")[0]
+
+    def redis(self):
+        import redis
+        return redis.Redis.from_url(self.vars["REDIS_URL"], decode_responses=True,
+                                    socket_timeout=10)
+
+    def logs_containing(self, needle):
+        """Files under <run>/logs whose bytes contain needle."""
+        if isinstance(needle, str):
+            needle = needle.encode("utf-8")
+        found = []
+        for root, _, files in os.walk(os.path.join(self.run_dir, "logs")):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        if needle in f.read():
+                            found.append(path)
+                except OSError:
+                    pass
+        return found
+
+    # Kafka
+    def kafka_records(self, needle, topics, timeout=30):
+        """Records of topics whose key or value contains needle, as dicts
+        (topic, partition, offset, key, value, headers {name: str})."""
+        from confluent_kafka import TopicPartition, KafkaError
+        if isinstance(needle, str):
+            needle = needle.encode("utf-8")
+        c = self._consumer("mailpipe-test-scan-" + uuid.uuid4().hex)
+        found = []
+        try:
+            assign, ends = [], {}
+            for topic in topics:
+                for p in self._partitions(c, topic):
+                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    if high > low:
+                        assign.append(TopicPartition(topic, p, low))
+                        ends[(topic, p)] = high
+            if not assign:
+                return found
+            c.assign(assign)
+            deadline = time.monotonic() + timeout
+            while ends and time.monotonic() < deadline:
+                for m in c.consume(num_messages=1000, timeout=0.1):
+                    if m.error():
+                        if m.error().code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise AssertionError("kafka scan: %s" % m.error())
+                    k = (m.topic(), m.partition())
+                    if needle in (m.value() or b"") or needle in (m.key() or b""):
+                        found.append({
+                            "topic": m.topic(), "partition": m.partition(),
+                            "offset": m.offset(),
+                            "key": (m.key() or b"").decode("utf-8", "replace"),
+                            "value": (m.value() or b"").decode("utf-8", "replace"),
+                            "headers": {n: (v or b"").decode("utf-8", "replace")
+                                        for n, v in (m.headers() or [])},
+                        })
+                    if k in ends and m.offset() + 1 >= ends[k]:
+                        del ends[k]
+            assert not ends, "kafka scan did not reach the end of %r" % ends
+            return found
+        finally:
+            c.close()
+
+    def sender_lag(self):
+        """Records of mail.requests the sender group has not committed yet."""
+        from confluent_kafka import TopicPartition
+        c = self._consumer(SENDER_GROUP)
+        try:
+            parts = [TopicPartition(MAIL_TOPIC, p) for p in self._partitions(c, MAIL_TOPIC)]
+            lag = 0
+            for tp in c.committed(parts, timeout=10):
+                low, high = c.get_watermark_offsets(TopicPartition(MAIL_TOPIC, tp.partition),
+                                                    timeout=10)
+                lag += high - (tp.offset if tp.offset >= 0 else low)
+            return lag
+        finally:
+            c.close()
+
+    def wait_sender_idle(self, timeout=60):
+        """Wait until the sender has no record of mail.requests left to work on
+        and nothing on its retry schedule: no send of an earlier test can take
+        a fault the next test arms."""
+        r = self.redis()
+
+        def idle():
+            lag = self.sender_lag()
+            due = r.zcard(REDIS_PREFIX + "retry")
+            if lag or due:
+                raise AssertionError("lag %d, %d on the retry schedule" % (lag, due))
+            return True
+        return wait_until(idle, timeout, interval=0.2, desc="the sender to be idle")
+
 
 def encode(obj):
     """JSON bytes as SendGrid sends them (UTF-8, no ASCII escaping)."""
@@ -481,4 +768,51 @@ def assert_accepted(resp, received, dead_lettered=0):
     # the spec leaves open whether dead-lettered events count as published
     # (to the DLQ topic); both readings are accepted
     assert body.get("published") in (received - dead_lettered, received), body
+    return body
+
+
+# --- mail send path (issue 3) ----------------------------------------------
+
+MAIL_SEND_PATH = "/v3/mail/send"
+MAIL_TOPIC = "mail.requests"
+MAIL_DLQ_TOPIC = "mail.requests.dlq"
+SENDER_GROUP = "mailpipe-sender"
+SENDGRID_TIMEOUT_S = int(STACK_ENV["MAILPIPE_SENDGRID_TIMEOUT_MS"]) / 1000
+AMBIGUOUS_GRACE_S = int(STACK_ENV["MAILPIPE_SENDER_AMBIGUOUS_GRACE_SECONDS"])
+REDIS_PREFIX = "mailpipe:"
+INVALID_GRANT = "The provided authorization grant is invalid, expired, or revoked"
+ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+API_KEY_RE = re.compile(r"^mp_[a-z0-9]{8}_[A-Za-z0-9_-]{43}$")
+# messages.status after SendGrid took the mail (rank 20..90; not failed/suppressed)
+SENT_OR_BEYOND = ("sent", "processed", "deferred", "delivered", "open", "click",
+                  "group_resubscribe", "group_unsubscribe", "unsubscribe", "spamreport",
+                  "bounce", "blocked", "dropped")
+DELIVERED_OR_BEYOND = ("delivered", "open", "click")
+
+
+def unique_address(prefix="", domain="example.com"):
+    """A recipient no other test uses; prefix picks the simulator's outcome
+    (bounce+, spam+, defer+, ...)."""
+    return "%st%s@%s" % (prefix, uuid.uuid4().hex[:16], domain)
+
+
+def mail_body(to=None, marker=None, sandbox=False, **top):
+    """A valid v3 Mail Send body: to is an address or a list of them (a fresh
+    address by default); marker goes into custom_args.test_marker; sandbox
+    sets mail_settings.sandbox_mode.enable; top adds or replaces top-level keys."""
+    if to is None:
+        to = unique_address()
+    if isinstance(to, str):
+        to = [to]
+    body = {
+        "personalizations": [{"to": [{"email": a} for a in to]}],
+        "from": {"email": "sender@example.com", "name": "mailpipe tests"},
+        "subject": "mailpipe integration test",
+        "content": [{"type": "text/plain", "value": "Hello from the mailpipe tests."}],
+    }
+    if marker is not None:
+        body["custom_args"] = {"test_marker": marker}
+    if sandbox:
+        body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    body.update(copy.deepcopy(top))
     return body
