@@ -302,9 +302,7 @@ load(struct apikeys *k, char *err, size_t errlen)
 		goto out;
 	res = PQexecParams(k->conn, LOAD_SQL, 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 4) {
-		snprintf(err, errlen, "cannot read 'api_keys': %s",
-			 res ? PQresultErrorMessage(res) : PQerrorMessage(k->conn));
-		err[strcspn(err, "\n")] = '\0';
+		pgconn_error(err, errlen, "cannot read 'api_keys'", k->conn, res);
 		goto out;
 	}
 	rows = PQntuples(res);

@@ -25,11 +25,7 @@ pgconn_open(const char *url, const char *app, char *err, size_t errlen)
 		return NULL;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		char *nl;
-
-		snprintf(err, errlen, "cannot connect to postgresql: %s", PQerrorMessage(c));
-		if ((nl = strchr(err, '\n')) != NULL)
-			*nl = '\0';
+		pgconn_error(err, errlen, "cannot connect to postgresql", c, NULL);
 		PQfinish(c);
 		return NULL;
 	}
@@ -50,6 +46,19 @@ pgconn_classify(PGconn *conn, const PGresult *res)
 	return PG_FAIL_OTHER;
 }
 
+void
+pgconn_error(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
+{
+	const char *msg =
+	    res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+
+	if (what)
+		snprintf(err, errlen, "%s: %s", what, msg);
+	else
+		snprintf(err, errlen, "%s", msg);
+	err[strcspn(err, "\n")] = '\0';
+}
+
 int
 pgconn_exec(PGconn *conn, const char *sql, enum pg_failure *why, char *err, size_t errlen)
 {
@@ -58,12 +67,8 @@ pgconn_exec(PGconn *conn, const char *sql, enum pg_failure *why, char *err, size
 	int rc = 0;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		char *nl;
-
 		*why = pgconn_classify(conn, res);
-		snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-		if ((nl = strchr(err, '\n')) != NULL)
-			*nl = '\0';
+		pgconn_error(err, errlen, NULL, conn, res);
 		rc = -1;
 	}
 	PQclear(res);

@@ -23,6 +23,13 @@ PGconn *pgconn_open(const char *url, const char *app, char *err, size_t errlen);
 /* Classifies a failed result (res may be NULL) on conn. */
 enum pg_failure pgconn_classify(PGconn *conn, const PGresult *res);
 
+/*
+ * Fills err with "what: message", or only the message when what is NULL.  The message is the
+ * first line of res's error, or of conn's when res is NULL or carries none.  conn and res
+ * are borrowed.
+ */
+void pgconn_error(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res);
+
 /* Runs a command without parameters that must succeed; -1 with err filled. */
 int pgconn_exec(PGconn *conn, const char *sql, enum pg_failure *why, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -8,8 +8,8 @@
 
 #include "log.h"
 
-enum prog_start
-prog_start(int argc, char **argv, struct config *cf)
+int
+prog_start(int argc, char **argv, struct config *cf, int *status)
 {
 	const char *path = NULL;
 	char err[512];
@@ -25,18 +25,21 @@ prog_start(int argc, char **argv, struct config *cf)
 			print = 1;
 		} else {
 			fprintf(stderr, "usage: %s [-c config-file] [--print-config]\n", argv[0]);
-			return PROG_USAGE;
+			*status = 2;
+			return 0;
 		}
 	}
 	if (config_load(cf, path, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
-		return PROG_FAIL;
+		*status = 1;
+		return 0;
 	}
 	if (log_level_parse(cf->log_level, &lvl) == 0)
 		log_set_level(lvl);
 	if (print) {
 		config_write_effective(cf, stdout);
-		return PROG_DONE;
+		*status = 0;
+		return 0;
 	}
-	return PROG_RUN;
+	return 1;
 }

@@ -7,18 +7,13 @@
 
 #include "config.h"
 
-enum prog_start {
-	PROG_RUN,   /* cf is loaded: go on */
-	PROG_DONE,  /* the command line asked for output only (it was printed): exit 0 */
-	PROG_USAGE, /* a bad command line (usage was printed): exit 2 */
-	PROG_FAIL,  /* a bad configuration (it was logged): exit 1 */
-};
-
 /*
- * Initialises logging as argv[0], reads the command line and loads cf.  cf must be
+ * Initialises logging as argv[0], reads the command line and loads cf.  Returns 1 when the
+ * program should run; 0 when it should exit now with *status: 0 after --print-config, 2
+ * for a bad command line (usage printed), 1 for a bad configuration (logged).  cf must be
  * released with config_release() whatever the answer.
  */
-enum prog_start prog_start(int argc, char **argv, struct config *cf)
-    __attribute__((warn_unused_result));
+int prog_start(int argc, char **argv, struct config *cf, int *status)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -101,6 +101,7 @@ rconn_destroy(struct rconn *rc)
 	if (rc->c)
 		redisFree(rc->c);
 	pthread_mutex_destroy(&rc->mu);
+	explicit_bzero(rc->password, sizeof(rc->password));
 	free(rc);
 }
 

@@ -46,6 +46,26 @@ mailpipectl_errx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int
+mailpipectl_run_sub(const char *group, const struct mailpipectl_sub *subs, size_t n,
+		    void (*usage_fn)(FILE *out), int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_fn(stderr);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].fn(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage_fn(stdout);
+		return MAILPIPECTL_EXIT_USAGE;
+	}
+	mailpipectl_errx("%s: unknown subcommand '%s'", group, argv[1]);
+	usage_fn(stderr);
+	return MAILPIPECTL_EXIT_USAGE;
+}
+
 static void
 usage(FILE *out)
 {

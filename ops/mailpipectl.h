@@ -10,6 +10,7 @@
 #define MAILPIPECTL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <libpq-fe.h>
 
@@ -32,6 +33,20 @@ int mailpipectl_config_table_cmd(int argc, char **argv);
 /* mailpipectl_apikey.c, mailpipectl_suppression.c */
 int mailpipectl_apikey_cmd(int argc, char **argv);
 int mailpipectl_suppression_cmd(int argc, char **argv);
+
+/* A subcommand of a command group such as `apikey create`. */
+struct mailpipectl_sub {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+/*
+ * Runs the subcommand argv[1] of group (argv[0] is the group's name) from subs; usage(out)
+ * describes the group.  Unknown or missing subcommands print usage and return
+ * MAILPIPECTL_EXIT_USAGE.
+ */
+int mailpipectl_run_sub(const char *group, const struct mailpipectl_sub *subs, size_t n,
+			void (*usage)(FILE *out), int argc, char **argv);
 
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

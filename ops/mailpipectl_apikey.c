@@ -397,21 +397,12 @@ out:
 int
 mailpipectl_apikey_cmd(int argc, char **argv)
 {
-	if (argc < 2) {
-		apikey_usage(stderr);
-		return MAILPIPECTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "create") == 0)
-		return create_cmd(argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return list_cmd(argc - 1, argv + 1);
-	if (strcmp(argv[1], "revoke") == 0)
-		return revoke_cmd(argc - 1, argv + 1);
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		apikey_usage(stdout);
-		return MAILPIPECTL_EXIT_USAGE;
-	}
-	mailpipectl_errx("apikey: unknown subcommand '%s'", argv[1]);
-	apikey_usage(stderr);
-	return MAILPIPECTL_EXIT_USAGE;
+	static const struct mailpipectl_sub subs[] = {
+	    {"create", create_cmd},
+	    {"list", list_cmd},
+	    {"revoke", revoke_cmd},
+	};
+
+	return mailpipectl_run_sub("apikey", subs, sizeof(subs) / sizeof(subs[0]), apikey_usage,
+				   argc, argv);
 }

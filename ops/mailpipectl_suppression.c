@@ -306,19 +306,11 @@ out:
 int
 mailpipectl_suppression_cmd(int argc, char **argv)
 {
-	if (argc < 2) {
-		suppression_usage(stderr);
-		return MAILPIPECTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "list") == 0)
-		return list_cmd(argc - 1, argv + 1);
-	if (strcmp(argv[1], "remove") == 0)
-		return remove_cmd(argc - 1, argv + 1);
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		suppression_usage(stdout);
-		return MAILPIPECTL_EXIT_USAGE;
-	}
-	mailpipectl_errx("suppression: unknown subcommand '%s'", argv[1]);
-	suppression_usage(stderr);
-	return MAILPIPECTL_EXIT_USAGE;
+	static const struct mailpipectl_sub subs[] = {
+	    {"list", list_cmd},
+	    {"remove", remove_cmd},
+	};
+
+	return mailpipectl_run_sub("suppression", subs, sizeof(subs) / sizeof(subs[0]),
+				   suppression_usage, argc, argv);
 }

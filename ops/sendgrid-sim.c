@@ -177,12 +177,8 @@ main(int argc, char **argv)
 	char err[512];
 	int rc = 1, curl_ready = 0;
 
-	switch (prog_start(argc, argv, &cf)) {
-	case PROG_RUN: break;
-	case PROG_DONE: rc = 0; goto out;
-	case PROG_USAGE: rc = 2; goto out;
-	case PROG_FAIL: goto out;
-	}
+	if (!prog_start(argc, argv, &cf, &rc))
+		goto out;
 	if (cf.sim_api_key[0] == '\0') {
 		log_errx("sim.api_key is empty: set the key the simulator accepts");
 		goto out;

@@ -389,12 +389,8 @@ main(int argc, char **argv)
 	char err[512];
 	int rc = 1, curl_ok = 0;
 
-	switch (prog_start(argc, argv, &cf)) {
-	case PROG_RUN: break;
-	case PROG_DONE: rc = 0; goto out;
-	case PROG_USAGE: rc = 2; goto out;
-	case PROG_FAIL: goto out;
-	}
+	if (!prog_start(argc, argv, &cf, &rc))
+		goto out;
 	shutdown_install();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_errx("cannot initialise libcurl");

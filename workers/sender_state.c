@@ -5,81 +5,31 @@
  *   <prefix>retry     ZSET score = due time (epoch ms), member = message id
  *
  * Redis only saves work: every caller goes on with PostgreSQL when a call answers -1.  The
- * connection is made lazily and, after a failure, retried with backoff.  Commands are
- * built with redisCommandArgv and explicit lengths, never from format strings.
+ * connection is an rconn (lib/rconn.h): made lazily, re-made after a failure at most every
+ * few seconds, commands always argv arrays with explicit lengths.  What rconn does not say
+ * is when Redis came back; sender_state keeps that itself (see note()), so that the sender
+ * can run its reconciler then.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis.h>
 
-#include "backoff.h"
 #include "log.h"
+#include "rconn.h"
 #include "sender.h"
 
 #define KEY_MAX 512
 
 struct sender_state {
-	char host[256];
-	int port;
-	char unix_path[256];
-	char password[256];
-	int db;
+	struct rconn *rc;
 	char prefix[128];
 	char retry_key[160];
 	char ttl[24];
-	redisContext *c;
-	long long next_try; /* epoch ms */
-	struct backoff bo;
-	int down;      /* the last attempt failed (logged once) */
-	int came_back; /* connected since came_back was last read */
+	int down;      /* the last call failed (or none was made yet) */
+	int came_back; /* a call worked after one failed, since came_back was last read */
 };
-
-static int
-parse_url(struct sender_state *rs, const char *url, char *err, size_t errlen)
-{
-	const char *p, *at, *slash, *colon;
-
-	rs->port = 6379;
-	if (strncmp(url, "unix:", 5) == 0) {
-		snprintf(rs->unix_path, sizeof(rs->unix_path), "%s", url + 5);
-		if (rs->unix_path[0])
-			return 0;
-		snprintf(err, errlen, "invalid redis url: empty unix socket path");
-		return -1;
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen,
-			 "invalid redis url: expected redis://host:port/db or unix:/path");
-		return -1;
-	}
-	p = url + 8;
-	if ((at = strrchr(p, '@')) != NULL) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw ? pw + 1 : p;
-		snprintf(rs->password, sizeof(rs->password), "%.*s", (int)(at - pw), pw);
-		p = at + 1;
-	}
-	slash = strchr(p, '/');
-	colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-	if (colon) {
-		snprintf(rs->host, sizeof(rs->host), "%.*s", (int)(colon - p), p);
-		rs->port = atoi(colon + 1);
-	} else {
-		snprintf(rs->host, sizeof(rs->host), "%.*s",
-			 (int)(slash ? (size_t)(slash - p) : strlen(p)), p);
-	}
-	if (slash && slash[1])
-		rs->db = atoi(slash + 1);
-	if (rs->host[0] == '\0' || rs->port <= 0 || rs->port > 65535 || rs->db < 0) {
-		snprintf(err, errlen, "invalid redis url: bad host, port or database");
-		return -1;
-	}
-	return 0;
-}
 
 struct sender_state *
 sender_state_new(const char *url, const char *prefix, long ttl_seconds, char *err, size_t errlen)
@@ -96,14 +46,14 @@ sender_state_new(const char *url, const char *prefix, long ttl_seconds, char *er
 		free(rs);
 		return NULL;
 	}
-	if (parse_url(rs, url, err, errlen) < 0) {
+	if ((rs->rc = rconn_new(url, err, errlen)) == NULL) {
 		free(rs);
 		return NULL;
 	}
 	snprintf(rs->prefix, sizeof(rs->prefix), "%s", prefix);
 	snprintf(rs->retry_key, sizeof(rs->retry_key), "%sretry", prefix);
 	snprintf(rs->ttl, sizeof(rs->ttl), "%ld", ttl_seconds);
-	backoff_init(&rs->bo, 250, 5000);
+	rs->down = 1; /* the first connect counts as coming back */
 	return rs;
 }
 
@@ -112,89 +62,66 @@ sender_state_destroy(struct sender_state *rs)
 {
 	if (rs == NULL)
 		return;
-	if (rs->c)
-		redisFree(rs->c);
-	explicit_bzero(rs->password, sizeof(rs->password));
+	rconn_destroy(rs->rc);
 	free(rs);
 }
 
+/* Records how a call went: ok after a failure means Redis came back. */
 static void
-drop(struct sender_state *rs, const char *why)
+note(struct sender_state *rs, int ok)
 {
-	if (!rs->down)
-		log_warnx("redis unavailable, going on with postgresql only: %s", why);
-	rs->down = 1;
-	if (rs->c)
-		redisFree(rs->c);
-	rs->c = NULL;
-	rs->next_try = sender_now_ms() + backoff_next(&rs->bo);
+	if (ok && rs->down)
+		rs->came_back = 1;
+	rs->down = !ok;
 }
 
-/* Runs one command; returns its reply or NULL (and drops the connection). */
+/* One command through the rconn; its reply, or NULL when Redis is unavailable or refused. */
 static redisReply *
-run(struct sender_state *rs, int argc, const char **argv, const size_t *lens)
+command(struct sender_state *rs, int argc, const char **argv, const size_t *lens)
 {
-	redisReply *r = redisCommandArgv(rs->c, argc, argv, lens);
+	redisReply *r = rconn_command(rs->rc, argc, argv, lens);
 
-	if (r == NULL) {
-		drop(rs, rs->c->errstr);
-		return NULL;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		char why[200];
-
-		snprintf(why, sizeof(why), "'%s' refused: %s", argv[0], r->str);
-		freeReplyObject(r);
-		drop(rs, why);
-		return NULL;
-	}
+	note(rs, r != NULL);
 	return r;
 }
 
-static int
-connect_now(struct sender_state *rs)
+/* A reply that is not of the shape asked for counts as a failed call. */
+static void
+unexpected(struct sender_state *rs, redisReply *r, const char *cmd)
 {
-	struct timeval tv = {1, 0};
-	redisReply *r;
+	log_warnx("unexpected redis reply to '%s'", cmd);
+	freeReplyObject(r);
+	note(rs, 0);
+}
 
-	if (rs->c)
+/* 1 (logged) when a pipelined reply is an error, else 0. */
+static int
+refused(const redisReply *r, const char *cmd)
+{
+	if (r->type != REDIS_REPLY_ERROR)
 		return 0;
-	if (sender_now_ms() < rs->next_try)
-		return -1;
-	rs->c = rs->unix_path[0] ? redisConnectUnixWithTimeout(rs->unix_path, tv)
-				 : redisConnectWithTimeout(rs->host, rs->port, tv);
-	if (rs->c == NULL || rs->c->err) {
-		drop(rs, rs->c ? rs->c->errstr : "cannot allocate context");
-		return -1;
-	}
-	redisSetTimeout(rs->c, tv);
-	if (rs->password[0]) {
-		const char *argv[] = {"AUTH", rs->password};
-		if ((r = run(rs, 2, argv, NULL)) == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	if (rs->db) {
-		char db[16];
-		const char *argv[] = {"SELECT", db};
+	log_warnx("redis refused '%s': %s", cmd, r->str);
+	return 1;
+}
 
-		snprintf(db, sizeof(db), "%d", rs->db);
-		if ((r = run(rs, 2, argv, NULL)) == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	if (rs->down)
-		log_info("redis reachable again");
-	rs->down = 0;
-	rs->came_back = 1;
-	backoff_reset(&rs->bo);
-	return 0;
+/* Ends a pipeline begun with rconn_lock(): failed drops the connection.  0, or -1. */
+static int
+pipeline_end(struct sender_state *rs, int failed, int bad)
+{
+	rconn_unlock(rs->rc, failed);
+	note(rs, !failed && !bad);
+	return failed || bad ? -1 : 0;
 }
 
 int
 sender_state_up(struct sender_state *rs)
 {
-	return connect_now(rs) == 0;
+	redisContext *c = rconn_lock(rs->rc);
+
+	if (c)
+		rconn_unlock(rs->rc, 0);
+	note(rs, c != NULL);
+	return c != NULL;
 }
 
 int
@@ -226,11 +153,10 @@ sender_state_get(struct sender_state *rs, const char *id, struct sender_mstate *
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (connect_now(rs) < 0 || (r = run(rs, 6, argv, lens)) == NULL)
+	if ((r = command(rs, 6, argv, lens)) == NULL)
 		return -1;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-		freeReplyObject(r);
-		drop(rs, "unexpected HMGET reply");
+		unexpected(rs, r, "HMGET");
 		return -1;
 	}
 	redisReply **e = r->element;
@@ -260,31 +186,27 @@ sender_state_set(struct sender_state *rs, const char *id, const char *state, lon
 	size_t hlen[] = {4, klen, 5, strlen(state), 8, 0, 8, 0, 5, sg_id ? strlen(sg_id) : 0};
 	const char *expire[] = {"EXPIRE", key, rs->ttl};
 	size_t elen[] = {6, klen, strlen(rs->ttl)};
-	void *reply = NULL;
+	redisContext *c;
+	int failed, bad = 0;
 
-	if (connect_now(rs) < 0)
-		return -1;
 	hlen[5] = (size_t)snprintf(att, sizeof(att), "%ld", attempts);
 	hlen[7] = (size_t)snprintf(since, sizeof(since), "%lld", since_ms);
-	/* Pipelined: both written at once, then both replies read. */
-	if (redisAppendCommandArgv(rs->c, argc, hset, hlen) != REDIS_OK ||
-	    redisAppendCommandArgv(rs->c, 3, expire, elen) != REDIS_OK) {
-		drop(rs, rs->c->errstr);
+	if ((c = rconn_lock(rs->rc)) == NULL) {
+		note(rs, 0);
 		return -1;
 	}
-	for (int i = 0; i < 2; i++) {
-		if (redisGetReply(rs->c, &reply) != REDIS_OK) {
-			drop(rs, rs->c->errstr);
-			return -1;
-		}
-		int bad = ((redisReply *)reply)->type == REDIS_REPLY_ERROR;
+	/* Pipelined: both written at once, then both replies read. */
+	failed = redisAppendCommandArgv(c, argc, hset, hlen) != REDIS_OK ||
+		 redisAppendCommandArgv(c, 3, expire, elen) != REDIS_OK;
+	for (int i = 0; i < 2 && !failed; i++) {
+		void *reply = NULL;
+
+		failed = redisGetReply(c, &reply) != REDIS_OK;
+		if (!failed && refused(reply, i == 0 ? "HSET" : "EXPIRE"))
+			bad = 1;
 		freeReplyObject(reply);
-		if (bad) {
-			drop(rs, "HSET/EXPIRE refused");
-			return -1;
-		}
 	}
-	return 0;
+	return pipeline_end(rs, failed, bad);
 }
 
 int
@@ -296,7 +218,7 @@ sender_state_schedule(struct sender_state *rs, const char *id, long long due_ms)
 	redisReply *r;
 
 	lens[2] = (size_t)snprintf(score, sizeof(score), "%lld", due_ms);
-	if (connect_now(rs) < 0 || (r = run(rs, 4, argv, lens)) == NULL)
+	if ((r = command(rs, 4, argv, lens)) == NULL)
 		return -1;
 	freeReplyObject(r);
 	return 0;
@@ -310,14 +232,14 @@ sender_state_due(struct sender_state *rs, long long now_ms, char (*ids)[MSGID_LE
 	size_t lens[] = {13, strlen(rs->retry_key), 4, 0, 5, 1, 0};
 	redisReply *r;
 	size_t n = 0;
+	int ok = 1;
 
 	lens[3] = (size_t)snprintf(until, sizeof(until), "%lld", now_ms);
 	lens[6] = (size_t)snprintf(count, sizeof(count), "%zu", max);
-	if (connect_now(rs) < 0 || (r = run(rs, 7, argv, lens)) == NULL)
+	if ((r = command(rs, 7, argv, lens)) == NULL)
 		return -1;
 	if (r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		drop(rs, "unexpected ZRANGEBYSCORE reply");
+		unexpected(rs, r, "ZRANGEBYSCORE");
 		return -1;
 	}
 	for (size_t i = 0; i < r->elements && n < max; i++) {
@@ -330,17 +252,20 @@ sender_state_due(struct sender_state *rs, long long now_ms, char (*ids)[MSGID_LE
 			redisReply *z;
 
 			log_warnx("dropping a retry entry that is no message id");
-			if (e->type == REDIS_REPLY_STRING && (z = run(rs, 3, zrem, zlen)) != NULL)
-				freeReplyObject(z);
-			if (rs->c == NULL)
+			if (e->type != REDIS_REPLY_STRING)
+				continue;
+			if ((z = command(rs, 3, zrem, zlen)) == NULL) {
+				ok = 0;
 				break;
+			}
+			freeReplyObject(z);
 			continue;
 		}
 		memcpy(ids[n], e->str, MSGID_LEN);
 		ids[n++][MSGID_LEN] = '\0';
 	}
 	freeReplyObject(r);
-	return rs->c ? (ssize_t)n : -1;
+	return ok ? (ssize_t)n : -1;
 }
 
 int
@@ -351,7 +276,7 @@ sender_state_claim(struct sender_state *rs, const char *id)
 	redisReply *r;
 	int rc;
 
-	if (connect_now(rs) < 0 || (r = run(rs, 3, argv, lens)) == NULL)
+	if ((r = command(rs, 3, argv, lens)) == NULL)
 		return -1;
 	rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 	freeReplyObject(r);
@@ -362,33 +287,31 @@ int
 sender_state_missing(struct sender_state *rs, char (*ids)[MSGID_LEN + 1], size_t n,
 		     unsigned char *missing)
 {
-	void *reply = NULL;
+	redisContext *c;
+	int failed = 0, bad = 0;
 
 	if (n == 0)
 		return 0;
-	if (connect_now(rs) < 0)
+	if ((c = rconn_lock(rs->rc)) == NULL) {
+		note(rs, 0);
 		return -1;
-	for (size_t i = 0; i < n; i++) {
+	}
+	/* Pipelined: n ZSCOREs written at once, then n replies read. */
+	for (size_t i = 0; i < n && !failed; i++) {
 		const char *argv[] = {"ZSCORE", rs->retry_key, ids[i]};
 		size_t lens[] = {6, strlen(rs->retry_key), strlen(ids[i])};
 
-		if (redisAppendCommandArgv(rs->c, 3, argv, lens) != REDIS_OK) {
-			drop(rs, rs->c->errstr);
-			return -1;
-		}
+		failed = redisAppendCommandArgv(c, 3, argv, lens) != REDIS_OK;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (redisGetReply(rs->c, &reply) != REDIS_OK) {
-			drop(rs, rs->c->errstr);
-			return -1;
+	for (size_t i = 0; i < n && !failed; i++) {
+		void *reply = NULL;
+
+		failed = redisGetReply(c, &reply) != REDIS_OK;
+		if (!failed) {
+			bad |= refused(reply, "ZSCORE");
+			missing[i] = ((redisReply *)reply)->type == REDIS_REPLY_NIL;
 		}
-		int type = ((redisReply *)reply)->type;
 		freeReplyObject(reply);
-		if (type == REDIS_REPLY_ERROR) {
-			drop(rs, "ZSCORE refused");
-			return -1;
-		}
-		missing[i] = type == REDIS_REPLY_NIL;
 	}
-	return 0;
+	return pipeline_end(rs, failed, bad);
 }

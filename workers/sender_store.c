@@ -242,10 +242,7 @@ run(struct sender_store *st, const char *sql, int n, const char *const *vals, co
 	if (PQresultStatus(res) == want)
 		return res;
 	w = pgconn_classify(st->conn, res);
-	snprintf(err, errlen, "%s",
-		 res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-						     : PQerrorMessage(st->conn));
-	err[strcspn(err, "\n")] = '\0';
+	pgconn_error(err, errlen, NULL, st->conn, res);
 	PQclear(res);
 	if (PQstatus(st->conn) != CONNECTION_OK) {
 		PQfinish(st->conn);

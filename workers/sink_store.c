@@ -153,19 +153,6 @@ buf_printf_row_tail(struct buf *b, const struct sink_event *e)
 	return 0;
 }
 
-/* Text of the last error, first line only. */
-static void
-set_err(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
-{
-	char *nl;
-
-	snprintf(err, errlen, "%s: %s", what,
-		 res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-						     : PQerrorMessage(conn));
-	if ((nl = strchr(err, '\n')) != NULL)
-		*nl = '\0';
-}
-
 struct store *
 store_new(const char *url)
 {
@@ -233,18 +220,18 @@ write_events(PGconn *conn, const struct sink_event *ev, size_t nev, char *err, s
 	}
 	res = PQexec(conn, copy_sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		set_err(err, errlen, "cannot start COPY", conn, res);
+		pgconn_error(err, errlen, "cannot start COPY", conn, res);
 		goto out;
 	}
 	PQclear(res);
 	if (PQputCopyData(conn, b.p, (int)b.len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
 		res = NULL;
-		set_err(err, errlen, "cannot send COPY data", conn, NULL);
+		pgconn_error(err, errlen, "cannot send COPY data", conn, NULL);
 		goto out;
 	}
 	res = PQgetResult(conn);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		set_err(err, errlen, "COPY into stage failed", conn, res);
+		pgconn_error(err, errlen, "COPY into stage failed", conn, res);
 		/* Drain the rest of the COPY's results. */
 		PGresult *more;
 		while ((more = PQgetResult(conn)) != NULL)
@@ -254,7 +241,7 @@ write_events(PGconn *conn, const struct sink_event *ev, size_t nev, char *err, s
 	PQclear(res);
 	res = PQexec(conn, insert_sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		set_err(err, errlen, "cannot insert events", conn, res);
+		pgconn_error(err, errlen, "cannot insert events", conn, res);
 	goto out;
 oom:
 	snprintf(err, errlen, "out of memory building COPY data");
@@ -277,7 +264,7 @@ write_dead(PGconn *conn, const struct sink_dead *d, char *err, size_t errlen)
 	snprintf(off, sizeof(off), "%lld", (long long)d->offset);
 	res = PQexecParams(conn, dead_sql, 5, NULL, vals, lens, fmts, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		set_err(err, errlen, "cannot insert dead letter", conn, res);
+		pgconn_error(err, errlen, "cannot insert dead letter", conn, res);
 		rc = -1;
 	}
 	PQclear(res);
@@ -347,7 +334,7 @@ follow_events(struct store *st, char *err, size_t errlen)
 		return -1;
 	res = PQexec(st->conn, suppress_sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		set_err(err, errlen, "cannot update suppressions", st->conn, res);
+		pgconn_error(err, errlen, "cannot update suppressions", st->conn, res);
 		PQclear(res);
 		return -1;
 	}
