@@ -96,6 +96,12 @@ static const struct cf_setting settings[] = {
     INT("ingest.max_body_bytes", ingest_max_body_bytes, "31457280", 1024, 1073741824,
 	"Largest request body read (nginx's `client_max_body_size` should match)."),
 
+    STR("query.socket", query_socket, "/run/mailpipe/query.sock",
+	"Unix socket the read API (query FastCGI app) listens on."),
+    INT("query.threads", query_threads, "4", 1, 256, "Requests the read API serves at once."),
+    INT("query.statement_timeout_ms", query_statement_timeout_ms, "5000", 100, 600000,
+	"Longest one read-API query may run in PostgreSQL."),
+
     {"webhook.verify", CF_BOOL, O(webhook_verify), "on", 0, 0, 0,
      "Verify the Event Webhook's ECDSA signature. `off` must be set explicitly to run without "
      "a public key."},

@@ -40,6 +40,10 @@ struct config {
 	long ingest_deadline_ms;
 	long ingest_max_body_bytes;
 
+	char *query_socket;
+	long query_threads;
+	long query_statement_timeout_ms;
+
 	int webhook_verify;
 	char *webhook_public_key;
 	long webhook_max_age_seconds;
