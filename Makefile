@@ -109,7 +109,7 @@ unit: all
 	@rc=0; for t in $(UNITS); do $$t || rc=1; done; exit $$rc
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
-check-format:
+check-format: deps
 	@clang-format --dry-run --Werror $(FORMAT_SRC)
 
 format:

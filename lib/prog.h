@@ -14,6 +14,6 @@
  * released with config_release() whatever the answer.
  */
 int prog_start(int argc, char **argv, struct config *cf, int *status)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif
