@@ -9,6 +9,10 @@
  * If the database refuses the batch for its data (a value jsonb or timestamptz cannot
  * hold), the batch is written again one event per savepoint and each refused event becomes
  * a dead letter with PostgreSQL's reason: the partition keeps moving.
+ *
+ * The INSERT also copies the rows it wrote into the temporary table sink_fresh, and the
+ * daily rollups (stats_daily, stats_unique) are counted from there once per batch, so a
+ * replayed event never counts twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,13 @@ static const char stage_sql[] =
     " received_ms bigint NOT NULL, kafka_partition int, kafka_offset bigint"
     ") ON COMMIT DELETE ROWS";
 
+/* The events the current transaction newly inserted: what the rollups count. */
+static const char fresh_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS sink_fresh ("
+    " sg_event_id text NOT NULL, event text NOT NULL, type text, reason text, email text,"
+    " event_time timestamptz NOT NULL, category text[]"
+    ") ON COMMIT DELETE ROWS";
+
 static const char copy_sql[] = "COPY sink_stage FROM STDIN";
 
 static const char insert_sql[] =
@@ -39,7 +50,8 @@ static const char insert_sql[] =
     "         timestamptz 'epoch' + event_us * interval '1 microsecond'"
     "  FROM sink_stage ORDER BY sg_event_id, kafka_offset"
     "  ON CONFLICT (sg_event_id) DO NOTHING"
-    "  RETURNING sg_event_id)"
+    "  RETURNING sg_event_id),"
+    " ins AS ("
     " INSERT INTO events (sg_event_id, event, email, event_time, sg_message_id, message_id,"
     "   category, reason, status, type, url, raw, received_at, kafka_partition, kafka_offset)"
     " SELECT DISTINCT ON (s.sg_event_id) s.sg_event_id, s.raw->>'event', s.raw->>'email',"
@@ -52,7 +64,76 @@ static const char insert_sql[] =
     "   timestamptz 'epoch' + s.received_ms * interval '1 millisecond',"
     "   s.kafka_partition, s.kafka_offset"
     " FROM sink_stage s JOIN fresh USING (sg_event_id)"
-    " ORDER BY s.sg_event_id, s.kafka_offset";
+    " ORDER BY s.sg_event_id, s.kafka_offset"
+    " RETURNING sg_event_id, event, type, reason, email, event_time, category)"
+    " INSERT INTO sink_fresh (sg_event_id, event, type, reason, email, event_time, category)"
+    " SELECT sg_event_id, event, type, reason, email, event_time, category FROM ins";
+
+/*
+ * Adds the events in sink_fresh to the daily rollups (sql/008_stats.sql), under category ''
+ * and under each distinct category of the event.  Opens and clicks whose (day, kind,
+ * category, recipient) is new in stats_unique also count as unique.  Each (day, category)
+ * row is aggregated first, so the upsert touches it once; rows go in key order so that
+ * concurrent sinks lock them in the same order.
+ */
+static const char rollup_sql[] =
+    "WITH ev AS ("
+    "  SELECT (f.event_time AT TIME ZONE 'UTC')::date AS day, c.category, f.event, f.type,"
+    "         f.reason, lower(f.email) AS email"
+    "  FROM sink_fresh f"
+    "  CROSS JOIN LATERAL (SELECT ''::text UNION"
+    "       SELECT x FROM unnest(f.category) x WHERE x <> '') c (category)"
+    "  WHERE f.event IN ('processed', 'dropped', 'delivered', 'deferred', 'bounce', 'open',"
+    "       'click', 'spamreport', 'unsubscribe', 'group_unsubscribe')),"
+    " uniq AS ("
+    "  INSERT INTO stats_unique (day, kind, category, email)"
+    "  SELECT DISTINCT day, event, category, email FROM ev"
+    "  WHERE event IN ('open', 'click') AND email <> ''"
+    "  ORDER BY 1, 2, 3, 4"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING day, kind, category),"
+    " counted AS ("
+    "  SELECT day, category, event, type, reason, NULL::text AS uniq FROM ev"
+    "  UNION ALL"
+    "  SELECT day, category, NULL, NULL, NULL, kind FROM uniq)"
+    " INSERT INTO stats_daily AS d (day, category, requests, processed, delivered, deferred,"
+    "   bounces, blocks, bounce_drops, spam_report_drops, unsubscribe_drops, invalid_emails,"
+    "   opens, unique_opens, clicks, unique_clicks, spam_reports, unsubscribes)"
+    " SELECT day, category,"
+    "   count(*) FILTER (WHERE event IN ('processed', 'dropped')),"
+    "   count(*) FILTER (WHERE event = 'processed'),"
+    "   count(*) FILTER (WHERE event = 'delivered'),"
+    "   count(*) FILTER (WHERE event = 'deferred'),"
+    "   count(*) FILTER (WHERE event = 'bounce' AND coalesce(type, 'bounce') = 'bounce'),"
+    "   count(*) FILTER (WHERE event = 'bounce' AND type = 'blocked'),"
+    "   count(*) FILTER (WHERE event = 'dropped' AND reason = 'Bounced Address'),"
+    "   count(*) FILTER (WHERE event = 'dropped' AND reason = 'Spam Reporting Address'),"
+    "   count(*) FILTER (WHERE event = 'dropped' AND reason = 'Unsubscribed Address'),"
+    "   count(*) FILTER (WHERE event = 'dropped' AND lower(reason) LIKE 'invalid%'),"
+    "   count(*) FILTER (WHERE event = 'open'),"
+    "   count(*) FILTER (WHERE uniq = 'open'),"
+    "   count(*) FILTER (WHERE event = 'click'),"
+    "   count(*) FILTER (WHERE uniq = 'click'),"
+    "   count(*) FILTER (WHERE event = 'spamreport'),"
+    "   count(*) FILTER (WHERE event IN ('unsubscribe', 'group_unsubscribe'))"
+    " FROM counted GROUP BY day, category ORDER BY day, category"
+    " ON CONFLICT (day, category) DO UPDATE SET"
+    "   requests = d.requests + EXCLUDED.requests,"
+    "   processed = d.processed + EXCLUDED.processed,"
+    "   delivered = d.delivered + EXCLUDED.delivered,"
+    "   deferred = d.deferred + EXCLUDED.deferred,"
+    "   bounces = d.bounces + EXCLUDED.bounces,"
+    "   blocks = d.blocks + EXCLUDED.blocks,"
+    "   bounce_drops = d.bounce_drops + EXCLUDED.bounce_drops,"
+    "   spam_report_drops = d.spam_report_drops + EXCLUDED.spam_report_drops,"
+    "   unsubscribe_drops = d.unsubscribe_drops + EXCLUDED.unsubscribe_drops,"
+    "   invalid_emails = d.invalid_emails + EXCLUDED.invalid_emails,"
+    "   opens = d.opens + EXCLUDED.opens,"
+    "   unique_opens = d.unique_opens + EXCLUDED.unique_opens,"
+    "   clicks = d.clicks + EXCLUDED.clicks,"
+    "   unique_clicks = d.unique_clicks + EXCLUDED.unique_clicks,"
+    "   spam_reports = d.spam_reports + EXCLUDED.spam_reports,"
+    "   unsubscribes = d.unsubscribes + EXCLUDED.unsubscribes";
 
 /*
  * Moves each message the staged events belong to (by our message id, else by SendGrid's
@@ -195,7 +276,8 @@ ensure_conn(struct store *st, char *err, size_t errlen)
 	disconnect(st);
 	if ((st->conn = pgconn_open(st->url, "mailpipe-sink", err, errlen)) == NULL)
 		return -1;
-	if (pgconn_exec(st->conn, stage_sql, &why, err, errlen) < 0) {
+	if (pgconn_exec(st->conn, stage_sql, &why, err, errlen) < 0 ||
+	    pgconn_exec(st->conn, fresh_sql, &why, err, errlen) < 0) {
 		disconnect(st);
 		return -1;
 	}
@@ -324,13 +406,17 @@ write_isolated(struct store *st, const struct sink_event *ev, size_t nev, struct
 	return 0;
 }
 
-/* What the staged events mean for messages and suppressions, in the same transaction. */
+/*
+ * What the staged events mean for the rollups, messages and suppressions, in the same
+ * transaction.  Runs once per batch, after the events are in, whichever path wrote them.
+ */
 static int
 follow_events(struct store *st, char *err, size_t errlen)
 {
 	PGresult *res;
 
-	if (exec_ok(st->conn, status_sql, err, errlen) < 0)
+	if (exec_ok(st->conn, rollup_sql, err, errlen) < 0 ||
+	    exec_ok(st->conn, status_sql, err, errlen) < 0)
 		return -1;
 	res = PQexec(st->conn, suppress_sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
