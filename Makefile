@@ -46,7 +46,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_A   := $(BUILD)/libmailpipe.a
-BINS    := $(BUILD)/ingest $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl \
+BINS    := $(BUILD)/ingest $(BUILD)/query $(BUILD)/sink $(BUILD)/kafka-dev $(BUILD)/mailpipectl \
            $(BUILD)/sender $(BUILD)/sendgrid-sim
 UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -68,6 +68,10 @@ $(LIB_A): $(call obj,$(LIB_SRC))
 	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/ingest: $(call obj,$(INGEST_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/query: $(call obj,$(QUERY_SRC)) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

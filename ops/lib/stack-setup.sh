@@ -43,6 +43,7 @@ svc_ready() {
 	redis) redis_ready ;;
 	kafka) [ -s "$BOOTSTRAP" ] ;;
 	ingest) [ -S "$INGEST_SOCK" ] ;;
+	query) [ -S "$QUERY_SOCK" ] ;;
 	sendgrid-sim) [ -S "$SIM_SOCK" ] ;;
 	sink | sender)
 		age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')
@@ -118,7 +119,7 @@ make_layout() {
 	fi
 	local s
 	# unix socket paths are limited to 107 bytes
-	for s in "$INGEST_SOCK" "$SIM_SOCK" "$CONTROL" "$PG_DATA/.s.PGSQL.$PG_PORT"; do
+	for s in "$INGEST_SOCK" "$QUERY_SOCK" "$SIM_SOCK" "$CONTROL" "$PG_DATA/.s.PGSQL.$PG_PORT"; do
 		[ ${#s} -le 107 ] || die "unix socket path '$s' is too long (over 107 bytes): choose a shorter MAILPIPE_RUN_DIR"
 	done
 }

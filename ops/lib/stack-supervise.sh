@@ -81,6 +81,7 @@ svc_prestart() {
 		done
 		[ "$SVC" = ingest ] && rm -f "$INGEST_SOCK"
 		;;
+	query) rm -f "$QUERY_SOCK" ;;
 	sendgrid-sim) rm -f "$SIM_SOCK" ;;
 	redis) render_redis_conf || return 1 ;;
 	nginx) render_nginx_conf || return 1 ;;
@@ -119,6 +120,12 @@ svc_command() {
 			"MAILPIPE_DATABASE_URL=$READER_DB_URL"
 			"MAILPIPE_REDIS_URL=$REDIS_URL"
 			"$BIN_DIR/ingest")
+		;;
+	query)
+		CMD=(env "MAILPIPE_QUERY_SOCKET=$QUERY_SOCK"
+			"MAILPIPE_DATABASE_URL=$READER_DB_URL"
+			"MAILPIPE_REDIS_URL=$REDIS_URL"
+			"$BIN_DIR/query")
 		;;
 	sink)
 		CMD=(env "MAILPIPE_DATABASE_URL=$WRITER_DB_URL"

@@ -30,7 +30,7 @@ WEBHOOK_PATH = "/webhooks/sendgrid"
 EVENTS_TOPIC = "sendgrid.events"
 DLQ_TOPIC = "sendgrid.events.dlq"
 SINK_GROUP = "mailpipe-sink"
-SERVICES = ("postgres", "redis", "kafka", "ingest", "sink", "nginx")
+SERVICES = ("postgres", "redis", "kafka", "ingest", "query", "sink", "nginx")
 
 # settings that make the test stack fast and its failures quick to observe
 STACK_ENV = {
