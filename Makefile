@@ -28,7 +28,7 @@ LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig
            lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
            lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c lib/rconn.c lib/idemkey.c \
            lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c \
-           lib/msgquery.c
+           lib/msgquery.c lib/qparams.c
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c fcgi/mailsend.c
 QUERY_SRC  := fcgi/query.c fcgi/query_stats.c fcgi/query_health.c
 SINK_SRC   := workers/sink.c workers/sink_store.c

@@ -11,6 +11,7 @@
 
 #include "apikey.h"
 #include "config.h"
+#include "qparams.h"
 #include "dispatch.h"
 #include "rconn.h"
 
@@ -19,32 +20,6 @@ struct query {
 	struct apikeys *keys; /* API keys, reloaded in the background */
 	struct rconn *redis;  /* only for /readyz */
 };
-
-/* One decoded name=value pair of a query string. */
-struct qparam {
-	const char *name;
-	const char *value;
-};
-
-#define QPARAMS_MAX 64
-
-/* A query string split and percent-decoded ('+' is a space); release with qparams_release. */
-struct qparams {
-	struct qparam p[QPARAMS_MAX];
-	size_t n;
-	char *owned;
-};
-
-/*
- * Splits and decodes qs.  -1 with err when it holds more than QPARAMS_MAX pairs, a bad
- * percent escape or a decoded NUL.
- */
-int qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-void qparams_release(struct qparams *qp);
-
-/* The first value of name, or NULL. */
-const char *qparams_get(const struct qparams *qp, const char *name);
 
 /*
  * Checks the request's API key for scope; on failure answers 401, 403 or 503 as

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
+#include "qparams.h"
 #include "prog.h"
 #include "sendgrid-sim.h"
 #include "sgerr.h"
@@ -73,60 +74,27 @@ faults_post(struct req *r)
 	json_decref(body);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* The URL-decoded value of name in query, into out; -1 if absent or too long. */
-static int
-query_get(const char *query, const char *name, char *out, size_t outlen)
-{
-	size_t nlen = strlen(name);
-
-	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		size_t o = 0;
-
-		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
-			continue;
-		for (p += nlen + 1; *p && *p != '&'; p++) {
-			char c = *p;
-
-			if (c == '+') {
-				c = ' ';
-			} else if (c == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-				c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-				p += 2;
-			}
-			if (o + 1 >= outlen)
-				return -1;
-			out[o++] = c;
-		}
-		out[o] = '\0';
-		return 0;
-	}
-	return -1;
-}
-
 static void
 messages_get(struct req *r)
 {
 	struct sim *s = r->app;
-	char id[256];
+	struct qparams qp;
+	const char *id;
+	char err[128];
 
-	if (query_get(r->query, "mailpipe_message_id", id, sizeof(id)) < 0 || id[0] == '\0') {
+	if (qparams_parse(r->query, &qp, err, sizeof(err)) < 0) {
+		qparams_release(&qp);
+		sim_reply_error(r, 400, NULL, 0, NULL, err, NULL);
+		return;
+	}
+	if ((id = qparams_get(&qp, "mailpipe_message_id")) == NULL || id[0] == '\0') {
+		qparams_release(&qp);
 		sim_reply_error(r, 400, NULL, 0, "mailpipe_message_id",
 				"query parameter 'mailpipe_message_id' is required", NULL);
 		return;
 	}
 	reply_headers(r, 200, NULL, 0, sim_msgs_lookup(s->msgs, id));
+	qparams_release(&qp);
 }
 
 #define N(x) ((json_int_t)atomic_load(&s->stats.x))

@@ -1,0 +1,37 @@
+/*
+ * qparams: a URL query string ("a=1&b=x%20y") split into name/value pairs and
+ * percent-decoded ('+' is a space).  Repeated names keep every value, in order
+ * (GET /v3/categories/stats?categories=a&categories=b).
+ */
+#ifndef MAILPIPE_QPARAMS_H
+#define MAILPIPE_QPARAMS_H
+
+#include <stddef.h>
+
+/* One decoded name=value pair of a query string. */
+struct qparam {
+	const char *name;
+	const char *value;
+};
+
+#define QPARAMS_MAX 64
+
+/* A query string split and percent-decoded ('+' is a space); release with qparams_release. */
+struct qparams {
+	struct qparam p[QPARAMS_MAX];
+	size_t n;
+	char *owned;
+};
+
+/*
+ * Splits and decodes qs.  -1 with err when it holds more than QPARAMS_MAX pairs, a bad
+ * percent escape or a decoded NUL.
+ */
+int qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void qparams_release(struct qparams *qp);
+
+/* The first value of name, or NULL. */
+const char *qparams_get(const struct qparams *qp, const char *name);
+
+#endif
