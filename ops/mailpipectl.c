@@ -46,6 +46,18 @@ mailpipectl_errx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void
+mailpipectl_bad_option(const char *group, const char *sub, int opt, const char *arg,
+		       void (*usage_fn)(FILE *out))
+{
+	if (opt == ':')
+		mailpipectl_errx("option '%s' needs a value", arg);
+	else
+		mailpipectl_errx("%s%s%s: unknown option '%s'", group, sub ? " " : "",
+				 sub ? sub : "", arg);
+	usage_fn(stderr);
+}
+
 int
 mailpipectl_run_sub(const char *group, const struct mailpipectl_sub *subs, size_t n,
 		    void (*usage_fn)(FILE *out), int argc, char **argv)

@@ -48,6 +48,13 @@ struct mailpipectl_sub {
 int mailpipectl_run_sub(const char *group, const struct mailpipectl_sub *subs, size_t n,
 			void (*usage)(FILE *out), int argc, char **argv);
 
+/*
+ * Reports a getopt failure of `group [sub]` -- opt ':' is a missing value, anything else
+ * an unknown option; arg is argv[optind - 1] -- then prints usage to stderr.
+ */
+void mailpipectl_bad_option(const char *group, const char *sub, int opt, const char *arg,
+			    void (*usage_fn)(FILE *out));
+
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -88,13 +88,9 @@ parse_opts(int argc, char **argv, int with_create, const char **url, const char 
 			break;
 		case 'h': apikey_usage(stdout); return -1;
 		case ':':
-			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
-			apikey_usage(stderr);
-			return -1;
 		default:
-			mailpipectl_errx("apikey %s: unknown option '%s'", argv[0],
-					 argv[optind - 1]);
-			apikey_usage(stderr);
+			mailpipectl_bad_option("apikey", argv[0], opt, argv[optind - 1],
+					       apikey_usage);
 			return -1;
 		}
 	}

@@ -702,12 +702,9 @@ mailpipectl_migrate_cmd(int argc, char **argv)
 		case 'd': url = optarg; break;
 		case 'h': migrate_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		case ':':
-			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
-			migrate_usage(stderr);
-			return MAILPIPECTL_EXIT_USAGE;
 		default:
-			mailpipectl_errx("migrate: unknown option '%s'", argv[optind - 1]);
-			migrate_usage(stderr);
+			mailpipectl_bad_option("migrate", NULL, opt, argv[optind - 1],
+					       migrate_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

@@ -56,12 +56,9 @@ mailpipectl_partitions_cmd(int argc, char **argv)
 		case 'd': url = optarg; break;
 		case 'h': partitions_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		case ':':
-			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
-			partitions_usage(stderr);
-			return MAILPIPECTL_EXIT_USAGE;
 		default:
-			mailpipectl_errx("partitions: unknown option '%s'", argv[optind - 1]);
-			partitions_usage(stderr);
+			mailpipectl_bad_option("partitions", NULL, opt, argv[optind - 1],
+					       partitions_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

@@ -100,13 +100,9 @@ parse_opts(int argc, char **argv, int is_list, const char **db_url, const char *
 			break;
 		case 'h': suppression_usage(stdout); return -1;
 		case ':':
-			mailpipectl_errx("option '%s' needs a value", argv[optind - 1]);
-			suppression_usage(stderr);
-			return -1;
 		default:
-			mailpipectl_errx("suppression %s: unknown option '%s'", argv[0],
-					 argv[optind - 1]);
-			suppression_usage(stderr);
+			mailpipectl_bad_option("suppression", argv[0], opt, argv[optind - 1],
+					       suppression_usage);
 			return -1;
 		}
 	}
