@@ -30,7 +30,7 @@ LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig
            lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c \
            lib/msgquery.c lib/qparams.c
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c fcgi/mailsend.c
-QUERY_SRC  := fcgi/query.c fcgi/query_stats.c fcgi/query_health.c
+QUERY_SRC  := fcgi/query.c fcgi/query_stats.c fcgi/query_health.c fcgi/query_messages.c
 SINK_SRC   := workers/sink.c workers/sink_store.c
 SENDER_SRC := workers/sender.c workers/sender_http.c workers/sender_job.c workers/sender_rate.c \
               workers/sender_rcpt.c workers/sender_state.c workers/sender_store.c

@@ -1,7 +1,7 @@
 /*
  * query: the read API, a FastCGI app behind nginx.  Routes: GET /v3/stats and
- * GET /v3/categories/stats (query_stats.c), GET /healthz and GET /readyz
- * (query_health.c).  Each dispatch thread has its own PostgreSQL connection, opened on
+ * GET /v3/categories/stats (query_stats.c), GET /v3/messages (query_messages.c), GET /healthz and
+ * GET /readyz (query_health.c).  Each dispatch thread has its own PostgreSQL connection, opened on
  * first use with the reader role, read-only and with query.statement_timeout_ms.
  */
 #include <pthread.h>
@@ -20,6 +20,8 @@
 static const struct route routes[] = {
     {"GET", "/v3/stats", stats_handle},
     {"GET", "/v3/categories/stats", category_stats_handle},
+    {"GET", "/v3/messages", messages_handle},
+    {"GET", "/v3/messages/", message_handle},
     {"GET", "/healthz", healthz_handle},
     {"GET", "/readyz", readyz_handle},
 };

@@ -37,6 +37,12 @@ PGresult *query_exec(const struct query *q, const char *sql, int nparams, const 
 
 void stats_handle(struct req *r);
 void category_stats_handle(struct req *r);
+void messages_handle(struct req *r);
+/*
+ * GET /v3/messages/{msg_id}: reads the id after "/v3/messages/" in r->path.  Not routed:
+ * lib/dispatch matches exact paths only.
+ */
+void message_handle(struct req *r);
 void healthz_handle(struct req *r);
 void readyz_handle(struct req *r);
 

@@ -210,6 +210,20 @@ read_body(struct req *r, size_t max)
 	return 0;
 }
 
+/*
+ * A route path ending in '/' matches every path under it with something after the slash
+ * ("/v3/messages/" matches "/v3/messages/01J..."); any other route path matches exactly.
+ */
+static int
+path_matches(const char *route_path, const char *path)
+{
+	size_t len = strlen(route_path);
+
+	if (len > 0 && route_path[len - 1] == '/')
+		return strncmp(route_path, path, len) == 0 && path[len] != '\0';
+	return strcmp(route_path, path) == 0;
+}
+
 static void
 route(struct req *r, const struct dispatch_conf *dc)
 {
@@ -219,7 +233,7 @@ route(struct req *r, const struct dispatch_conf *dc)
 	for (size_t i = 0; i < dc->nroutes; i++) {
 		const struct route *rt = &dc->routes[i];
 
-		if (strcmp(rt->path, r->path) != 0)
+		if (!path_matches(rt->path, r->path))
 			continue;
 		if (strcmp(rt->method, r->method) == 0) {
 			if (read_body(r, dc->max_body) == 0)

@@ -30,7 +30,7 @@ typedef void (*handler_fn)(struct req *r);
 
 struct route {
 	const char *method;
-	const char *path;
+	const char *path; /* exact, or a prefix when it ends in '/' (the rest is r->path's) */
 	handler_fn fn;
 };
 

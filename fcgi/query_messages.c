@@ -1,0 +1,328 @@
+/*
+ * query_messages: SendGrid's Email Activity API over the messages table (sql/006).
+ *
+ *   GET /v3/messages?query=<query>[&limit=N][&after=<cursor>]
+ *     -> {"messages":[{"msg_id","from_email","to_email","subject","status","opens_count",
+ *         "clicks_count","last_event_time"}], "next":"<cursor>"}
+ *   GET /v3/messages/{msg_id}
+ *     -> the message's fields plus "events":[{"event_name","processed","reason","email",
+ *        "url","sg_event_id"}] in event-time order (message_timeline, sql/008).
+ *
+ * query is parsed by lib/msgquery into a WHERE clause of placeholders.  Messages come
+ * newest first, by (created_at, message_id) descending; "next" is present when there are
+ * more, and passing it as `after` gives the next page (keyset pagination).  The cursor is
+ * the lowercase hex of "<created_at in microseconds since the epoch>:<message_id>".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "msgquery.h"
+#include "query.h"
+
+#define LIMIT_DEFAULT 10
+#define LIMIT_MAX 1000
+#define MSG_ID_MAX 128
+#define CURSOR_MAX (2 * (20 + 1 + MSG_ID_MAX))
+#define MESSAGES_PREFIX "/v3/messages/"
+
+/* The columns every message answer selects, in this order; the table is aliased m. */
+#define MESSAGE_COLUMNS                                                                            \
+	"SELECT m.message_id, m.from_email, m.to_emails[1], m.subject, m.status,"                  \
+	" (SELECT count(*) FROM events e WHERE e.message_id = m.message_id"                        \
+	"  AND e.event = 'open'),"                                                                 \
+	" (SELECT count(*) FROM events e WHERE e.message_id = m.message_id"                        \
+	"  AND e.event = 'click'),"                                                                \
+	" to_char(m.last_event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"        \
+	" (extract(epoch FROM m.created_at) * 1000000)::bigint "                                   \
+	"FROM messages m "
+
+static const char timeline_sql[] =
+    "SELECT event, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    " reason, email, url, sg_event_id "
+    "FROM message_timeline WHERE message_id = $1 ORDER BY seq";
+
+static json_t *
+text_or_null(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	return json_string(PQgetvalue(res, row, col));
+}
+
+/* One message of a MESSAGE_COLUMNS row; NULL when out of memory. */
+static json_t *
+message_json(const PGresult *res, int i)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "msg_id",
+			 text_or_null(res, i, 0), "from_email", text_or_null(res, i, 1), "to_email",
+			 text_or_null(res, i, 2), "subject", text_or_null(res, i, 3), "status",
+			 text_or_null(res, i, 4), "opens_count",
+			 (json_int_t)strtoll(PQgetvalue(res, i, 5), NULL, 10), "clicks_count",
+			 (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "last_event_time",
+			 text_or_null(res, i, 7));
+}
+
+/* A message id we accept: 1..MSG_ID_MAX printable ASCII bytes. */
+static int
+valid_msg_id(const char *s, size_t n)
+{
+	if (n == 0 || n > MSG_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Encodes "us:id" as lowercase hex into out (CURSOR_MAX + 1 bytes); -1 if too long. */
+static int
+cursor_encode(const char *us, const char *id, char *out, size_t outlen)
+{
+	static const char digits[] = "0123456789abcdef";
+	char raw[CURSOR_MAX / 2 + 1];
+	int n = snprintf(raw, sizeof(raw), "%s:%s", us, id);
+	size_t k = 0;
+
+	if (n < 0 || (size_t)n >= sizeof(raw) || (size_t)n * 2 + 1 > outlen)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		out[k++] = digits[(unsigned char)raw[i] >> 4];
+		out[k++] = digits[(unsigned char)raw[i] & 15];
+	}
+	out[k] = '\0';
+	return 0;
+}
+
+/*
+ * Decodes and validates a cursor strictly: lowercase hex of "<digits>:<message id>" with
+ * 1..19 digits without a leading zero (unless "0").  Fills us and id; -1 if bad.
+ */
+static int
+cursor_decode(const char *s, char *us, size_t uslen, char *id, size_t idlen)
+{
+	char raw[CURSOR_MAX / 2 + 1];
+	size_t n = strlen(s), rn, d;
+	char *colon;
+
+	if (n == 0 || n % 2 != 0 || n > CURSOR_MAX)
+		return -1;
+	rn = n / 2;
+	for (size_t i = 0; i < rn; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		raw[i] = (char)(hi << 4 | lo);
+		if (raw[i] == '\0')
+			return -1;
+	}
+	raw[rn] = '\0';
+	if ((colon = strchr(raw, ':')) == NULL)
+		return -1;
+	d = (size_t)(colon - raw);
+	if (d == 0 || d > 19 || d >= uslen || (d > 1 && raw[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < d; i++)
+		if (raw[i] < '0' || raw[i] > '9')
+			return -1;
+	if (!valid_msg_id(colon + 1, strlen(colon + 1)) || strlen(colon + 1) >= idlen)
+		return -1;
+	memcpy(us, raw, d);
+	us[d] = '\0';
+	snprintf(id, idlen, "%s", colon + 1);
+	return 0;
+}
+
+/* Parses limit: 1..LIMIT_MAX digits only, LIMIT_DEFAULT when absent; -1 if bad. */
+static int
+parse_limit(const char *s, long *limit)
+{
+	long v = 0;
+
+	if (s == NULL) {
+		*limit = LIMIT_DEFAULT;
+		return 0;
+	}
+	if (*s == '\0' || strlen(s) > 4)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > LIMIT_MAX)
+		return -1;
+	*limit = v;
+	return 0;
+}
+
+static void
+list_messages(struct req *r, const struct qparams *qp)
+{
+	const struct query *q = r->app;
+	const char *query = qparams_get(qp, "query");
+	const char *after = qparams_get(qp, "after");
+	struct msgquery mq = {0};
+	char sql[4096], err[512], limit_s[16], us[24], id[MSG_ID_MAX + 1];
+	char cursor[CURSOR_MAX + 1];
+	const char *params[36];
+	json_t *out = NULL, *list = NULL, *m;
+	PGresult *res = NULL;
+	long limit;
+	int np, n, len;
+
+	if (parse_limit(qparams_get(qp, "limit"), &limit) < 0) {
+		reply_error(r, 400, "limit", "limit must be an integer from 1 to %d", LIMIT_MAX);
+		goto out;
+	}
+	if (query == NULL || query[0] == '\0') {
+		reply_error(r, 400, "query", "query is required");
+		goto out;
+	}
+	if (msgquery_parse(query, &mq, err, sizeof(err)) < 0) {
+		reply_error(r, 400, "query", "%s", err);
+		goto out;
+	}
+	if (after != NULL && cursor_decode(after, us, sizeof(us), id, sizeof(id)) < 0) {
+		reply_error(r, 400, "after", "after is not a cursor this API answered");
+		goto out;
+	}
+	np = mq.nparams;
+	for (int i = 0; i < np; i++)
+		params[i] = mq.params[i];
+	if (after != NULL) {
+		params[np] = us;
+		params[np + 1] = id;
+		np += 2;
+	}
+	snprintf(limit_s, sizeof(limit_s), "%ld", limit + 1);
+	params[np++] = limit_s;
+	if (after != NULL)
+		len = snprintf(sql, sizeof(sql),
+			       MESSAGE_COLUMNS
+			       "WHERE (%s) AND (m.created_at, m.message_id) <"
+			       " ('epoch'::timestamptz + $%d::bigint * interval '1 microsecond',"
+			       " $%d::text) "
+			       "ORDER BY m.created_at DESC, m.message_id DESC LIMIT $%d::bigint",
+			       mq.where, np - 2, np - 1, np);
+	else
+		len = snprintf(sql, sizeof(sql),
+			       MESSAGE_COLUMNS
+			       "WHERE (%s) "
+			       "ORDER BY m.created_at DESC, m.message_id DESC LIMIT $%d::bigint",
+			       mq.where, np);
+	if (len < 0 || (size_t)len >= sizeof(sql)) {
+		reply_error(r, 400, "query", "query is too complex");
+		goto out;
+	}
+	if ((res = query_exec(q, sql, np, params, err, sizeof(err))) == NULL) {
+		log_errx("messages: %s", err);
+		reply_error(r, 503, NULL, "the email activity is unavailable: retry later");
+		goto out;
+	}
+	if ((list = json_array()) == NULL || (out = json_pack("{s:O}", "messages", list)) == NULL)
+		goto oom;
+	n = PQntuples(res);
+	for (int i = 0; i < n && i < limit; i++)
+		if ((m = message_json(res, i)) == NULL || json_array_append_new(list, m) < 0)
+			goto oom;
+	if (n > limit) {
+		int last = (int)limit - 1;
+
+		if (cursor_encode(PQgetvalue(res, last, 8), PQgetvalue(res, last, 0), cursor,
+				  sizeof(cursor)) == 0 &&
+		    json_object_set_new(out, "next", json_string(cursor)) < 0)
+			goto oom;
+	}
+	reply_json(r, 200, out);
+	out = NULL;
+	goto out;
+oom:
+	reply_error(r, 503, NULL, "out of memory");
+out:
+	json_decref(list);
+	json_decref(out);
+	PQclear(res);
+	msgquery_release(&mq);
+}
+
+void
+messages_handle(struct req *r)
+{
+	struct qparams qp = {0};
+	char err[256];
+
+	if (query_authenticate(r, r->app, "stats.read") < 0)
+		return;
+	if (qparams_parse(r->query, &qp, err, sizeof(err)) < 0) {
+		reply_error(r, 400, NULL, "%s", err);
+		return;
+	}
+	list_messages(r, &qp);
+	qparams_release(&qp);
+}
+
+void
+message_handle(struct req *r)
+{
+	const struct query *q = r->app;
+	const char *id = r->path + strlen(MESSAGES_PREFIX);
+	const char *params[1] = {id};
+	PGresult *res = NULL, *tl = NULL;
+	json_t *out = NULL, *events = NULL, *ev;
+	char err[512];
+
+	if (query_authenticate(r, q, "stats.read") < 0)
+		return;
+	if (strncmp(r->path, MESSAGES_PREFIX, strlen(MESSAGES_PREFIX)) != 0 ||
+	    !valid_msg_id(id, strlen(id))) {
+		reply_error(r, 404, NULL, "message not found");
+		return;
+	}
+	if ((res = query_exec(q, MESSAGE_COLUMNS "WHERE m.message_id = $1", 1, params, err,
+			      sizeof(err))) == NULL ||
+	    (PQntuples(res) == 1 &&
+	     (tl = query_exec(q, timeline_sql, 1, params, err, sizeof(err))) == NULL)) {
+		log_errx("message: %s", err);
+		reply_error(r, 503, NULL, "the email activity is unavailable: retry later");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		reply_error(r, 404, NULL, "message not found");
+		goto out;
+	}
+	if ((out = message_json(res, 0)) == NULL || (events = json_array()) == NULL ||
+	    json_object_set(out, "events", events) < 0)
+		goto oom;
+	for (int i = 0; i < PQntuples(tl); i++) {
+		ev =
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "event_name",
+			      text_or_null(tl, i, 0), "processed", text_or_null(tl, i, 1), "reason",
+			      text_or_null(tl, i, 2), "email", text_or_null(tl, i, 3), "url",
+			      text_or_null(tl, i, 4), "sg_event_id", text_or_null(tl, i, 5));
+		if (ev == NULL || json_array_append_new(events, ev) < 0)
+			goto oom;
+	}
+	reply_json(r, 200, out);
+	out = NULL;
+	goto out;
+oom:
+	reply_error(r, 503, NULL, "out of memory");
+out:
+	json_decref(events);
+	json_decref(out);
+	PQclear(res);
+	PQclear(tl);
+}
