@@ -414,38 +414,8 @@ class Stack:
     def kafka_find(self, needle, topics=(EVENTS_TOPIC, DLQ_TOPIC), timeout=30):
         """Records (topic, partition, offset) in topics whose key or value
         contains needle (bytes or str), scanning from low to high watermark."""
-        from confluent_kafka import TopicPartition, KafkaError
-        if isinstance(needle, str):
-            needle = needle.encode("utf-8")
-        c = self._consumer("mailpipe-test-scan-" + uuid.uuid4().hex)
-        found = []
-        try:
-            assign, ends = [], {}
-            for topic in topics:
-                for p in self._partitions(c, topic):
-                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                    if high > low:
-                        assign.append(TopicPartition(topic, p, low))
-                        ends[(topic, p)] = high
-            if not assign:
-                return found
-            c.assign(assign)
-            deadline = time.monotonic() + timeout
-            while ends and time.monotonic() < deadline:
-                for m in c.consume(num_messages=1000, timeout=0.1):
-                    if m.error():
-                        if m.error().code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise AssertionError("kafka scan: %s" % m.error())
-                    k = (m.topic(), m.partition())
-                    if needle in (m.value() or b"") or needle in (m.key() or b""):
-                        found.append((m.topic(), m.partition(), m.offset()))
-                    if k in ends and m.offset() + 1 >= ends[k]:
-                        del ends[k]
-            assert not ends, "kafka scan did not reach the end of %r" % ends
-            return found
-        finally:
-            c.close()
+        return [(r["topic"], r["partition"], r["offset"])
+                for r in self.kafka_records(needle, topics, timeout)]
 
     # --- mail send path (issue 3) ------------------------------------------
     @property
