@@ -36,6 +36,7 @@ def sent(mp):
     for mid in mails:
         mp.wait_status(mid, DELIVERED_OR_BEYOND, timeout=30)
         mp.wait_events(mid, {"processed", "delivered"}, timeout=30)
+    mp.wait_sim_quiet()
     mp.wait_sink_idle()
     return tag, mails
 

@@ -491,6 +491,16 @@ class Stack:
         assert r.status_code == 200, "GET /sim/stats: %d %r" % (r.status_code, r.text[:300])
         return r.json()
 
+    def wait_sim_quiet(self, timeout=30):
+        """Wait until the simulator has posted every event it generated: opens and
+        clicks come up to about a second after delivered, so a test comparing counts
+        must not start before they are all out (then wait_sink_idle for the rows)."""
+        def quiet():
+            ev = self.sim_stats()["events"]
+            return ev["queued"] == 0 and ev["pending"] == 0
+        return wait_until(quiet, timeout, interval=0.1,
+                          desc="the simulator to post every generated event")
+
     def sim_faults(self, **fault):
         """POST /sim/faults with fault as the JSON body; returns the knobs."""
         r = self.sim_request("POST", "/sim/faults", json=fault)
