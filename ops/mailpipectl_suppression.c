@@ -4,10 +4,10 @@
  *
  * remove deletes the row in PostgreSQL, which the sender checks and which is
  * authoritative, then removes the address from the Redis set <redis.prefix>suppressed,
- * the mirror the sink keeps.  Redis being away does not undo the removal: it is reported,
- * and running the command again once Redis is back clears the set too.
+ * the mirror the sink keeps; lib/suppress.c does both, for the read API's DELETE too.  Redis being
+ * away does not undo the removal: it is reported, and running the command again once Redis is back
+ * clears the set too.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -15,16 +15,13 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include <hiredis.h>
-
-#include "rconn.h"
-
 #include "config.h"
 #include "mailpipectl.h"
+#include "rconn.h"
+#include "suppress.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000000L
-#define EMAIL_MAX_LEN 320 /* 64 + 1 + 255 */
 
 /* $1 a reason or NULL, $2 the limit or NULL (no limit) */
 static const char list_sql[] =
@@ -168,56 +165,14 @@ out:
 	return status;
 }
 
-/*
- * SREMs the emails from <prefix>suppressed; *removed gets how many were in it.  -1 when Redis
- * cannot be reached or refuses (rconn has logged why).
- */
-static int MAILPIPECTL_MUSTCHECK
-redis_unsuppress(struct rconn *rc, const char *prefix, const char *const *emails, size_t n,
-		 long long *removed)
-{
-	const char *argv[8];
-	char key[256];
-	redisReply *r;
-
-	if (n + 2 > sizeof(argv) / sizeof(argv[0]))
-		return -1;
-	snprintf(key, sizeof(key), "%ssuppressed", prefix);
-	argv[0] = "SREM";
-	argv[1] = key;
-	for (size_t i = 0; i < n; i++)
-		argv[i + 2] = emails[i];
-	if ((r = rconn_command(rc, (int)n + 2, argv, NULL)) == NULL)
-		return -1;
-	*removed = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-	freeReplyObject(r);
-	return 0;
-}
-
-/* Lower-cases the ASCII letters of email into out; -1 if it cannot be an address. */
-static int
-normalize_email(const char *email, char *out, size_t outlen)
-{
-	size_t i, len = strlen(email);
-
-	if (len == 0 || len > EMAIL_MAX_LEN || len >= outlen || strchr(email, '@') == NULL)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)email[i] <= 0x20 || email[i] == 0x7f)
-			return -1;
-		out[i] = (char)tolower((unsigned char)email[i]);
-	}
-	out[len] = '\0';
-	return 0;
-}
-
 static int
 remove_cmd(int argc, char **argv)
 {
 	const char *db_url = NULL, *redis_url = NULL, *unused = NULL, *params[2];
 	const char *members[4];
-	char email[EMAIL_MAX_LEN + 1], err[1024], why[512];
-	int status, i, n = 0, have_cf = 0;
+	char email[SUPPRESS_EMAIL_MAX + 1], err[1024], why[512];
+	int status, i, have_cf = 0;
+	size_t n;
 	long long removed = 0;
 	long unused_limit = 0;
 	PGresult *res = NULL;
@@ -233,7 +188,7 @@ remove_cmd(int argc, char **argv)
 		suppression_usage(stderr);
 		return MAILPIPECTL_EXIT_USAGE;
 	}
-	if (normalize_email(argv[optind], email, sizeof(email)) < 0) {
+	if (suppress_normalize(argv[optind], email, sizeof(email)) < 0) {
 		mailpipectl_errx("invalid email '%s': expected an address without white space",
 				 argv[optind]);
 		return MAILPIPECTL_EXIT_USAGE;
@@ -246,29 +201,22 @@ remove_cmd(int argc, char **argv)
 	    mailpipectl_db_connect(db_url ? db_url : cf.database_url, &conn, err, sizeof(err)) < 0)
 		goto fail;
 
-	/* lower() as well as the ASCII lower-casing above: whichever the row was stored with */
-	params[0] = argv[optind];
+	/* any reason (list NULL); matched lower-cased by PostgreSQL as well */
+	params[0] = NULL;
 	params[1] = email;
-	res = PQexecParams(conn,
-			   "DELETE FROM suppressions WHERE email IN (lower($1::text), $2::text)"
-			   " RETURNING email, reason",
-			   2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conn, suppress_delete_sql, 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mailpipectl_db_error(conn, res, why, sizeof(why));
 		snprintf(err, sizeof(err), "cannot remove '%s' from suppressions: %s", email, why);
 		goto fail;
 	}
-	/* the set holds what the rows held; the address as typed, lower-cased, in any case */
-	members[n++] = email;
-	for (i = 0; i < PQntuples(res) && n < 4; i++) {
-		if (strcmp(PQgetvalue(res, i, 0), email) != 0)
-			members[n++] = PQgetvalue(res, i, 0);
-	}
+	/* the set holds what the rows held; the address lower-cased, in any case */
+	n = suppress_members(res, email, members, sizeof(members) / sizeof(members[0]));
 	for (i = 0; i < PQntuples(res); i++)
 		printf("removed %s (reason %s) from suppressions\n", PQgetvalue(res, i, 0),
 		       PQgetvalue(res, i, 1));
 
-	if (redis_unsuppress(rc, cf.redis_prefix, members, (size_t)n, &removed) < 0) {
+	if (suppress_unmirror(rc, cf.redis_prefix, members, n, &removed) < 0) {
 		mailpipectl_errx("warning: cannot remove '%s' from the redis set '%ssuppressed'",
 				 email, cf.redis_prefix);
 		if (PQntuples(res) > 0)
