@@ -436,6 +436,11 @@ parse_between(struct parser *p, const struct field *f, int negate, size_t fpos)
 		return -1;
 	if (s1 > s2 || (s1 == s2 && n1 > n2))
 		return fail(p, fpos, "the start of '%s' BETWEEN is after its end", f->name);
+	/* parse_unary and parse_or take it back when a NOT or an OR encloses it */
+	if (f->kind == K_TIME && !negate && p->q->time_lo == 0) {
+		p->q->time_lo = p->q->nparams - 1;
+		p->q->time_hi = p->q->nparams;
+	}
 	return 0;
 }
 
@@ -492,9 +497,14 @@ parse_equal(struct parser *p, const struct field *f)
 					   "unknown %s%s%s%s", f->name, ascii ? " '" : "",
 					   ascii ? p->sval : "", ascii ? "'" : "");
 	}
-	if (f->kind == K_LIST) {
-		if (emit_param(p) < 0 || emit(p, ne ? " <> ALL(" : " = ANY(") < 0 ||
-		    emit(p, f->column) < 0 || emit(p, ")") < 0)
+	if (f->kind == K_LIST && ne) {
+		if (emit_param(p) < 0 || emit(p, " <> ALL(") < 0 || emit(p, f->column) < 0 ||
+		    emit(p, ")") < 0)
+			return -1;
+	} else if (f->kind == K_LIST) {
+		/* "@>", not "= ANY(...)": a GIN index on the column serves it (sql/012) */
+		if (emit(p, f->column) < 0 || emit(p, " @> ARRAY[") < 0 || emit_param(p) < 0 ||
+		    emit(p, "::text]") < 0)
 			return -1;
 	} else if (emit(p, f->column) < 0 || emit(p, ne ? " <> " : " = ") < 0 ||
 		   emit_param(p) < 0) {
@@ -553,7 +563,7 @@ static int
 parse_unary(struct parser *p)
 {
 	if (is_kw(p, "NOT")) {
-		int wrap;
+		int wrap, lo = p->q->time_lo, hi = p->q->time_hi;
 
 		/* "NOT (" only around a condition: a '(' or NOT that follows brings its own. */
 		if (enter(p) < 0 || next(p) < 0)
@@ -562,6 +572,9 @@ parse_unary(struct parser *p)
 		if (emit(p, wrap ? "NOT (" : "NOT ") < 0 || parse_unary(p) < 0 ||
 		    (wrap && emit(p, ")") < 0))
 			return -1;
+		/* no time range found under a NOT bounds the matches */
+		p->q->time_lo = lo;
+		p->q->time_hi = hi;
 		p->depth--;
 		return 0;
 	}
@@ -599,6 +612,8 @@ parse_and(struct parser *p)
 static int
 parse_or(struct parser *p, int *top_or)
 {
+	int lo = p->q->time_lo, hi = p->q->time_hi;
+
 	if (parse_and(p) < 0)
 		return -1;
 	while (is_kw(p, "OR")) {
@@ -606,6 +621,9 @@ parse_or(struct parser *p, int *top_or)
 			*top_or = 1;
 		if (next(p) < 0 || emit(p, " OR ") < 0 || parse_and(p) < 0)
 			return -1;
+		/* a time range of one side of an OR does not bound the matches */
+		p->q->time_lo = lo;
+		p->q->time_hi = hi;
 	}
 	return 0;
 }

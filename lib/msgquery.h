@@ -17,12 +17,12 @@
  *   string     = '"' { any UTF-8 but '"' and '\' | '\"' | '\\' } '"'
  *
  *   field            =, !=                    LIKE                        BETWEEN
- *   to_email         $n = ANY(to_emails)      some element LIKE $n        -
+ *   to_email         to_emails @> ARRAY[$n]   some element LIKE $n        -
  *   from_email       from_email = $n          from_email LIKE $n          -
  *   subject          subject = $n             subject LIKE $n             -
  *   status           status = $n              -                           -
  *   msg_id           message_id = $n          message_id LIKE $n          -
- *   categories       $n = ANY(categories)     some element LIKE $n        -
+ *   categories       categories @> ARRAY[$n]  some element LIKE $n        -
  *                    (categories NULL read as an empty list)
  *   last_event_time  -                        -                           $n AND $m
  *
@@ -51,6 +51,12 @@ struct msgquery {
 	const char *params[32]; /* params[i] is $(i+1), pointing into owned */
 	int nparams;
 	char *owned; /* one allocation holding every value */
+	/*
+	 * A "last_event_time BETWEEN $time_lo AND $time_hi" that every match satisfies (one
+	 * of the terms ANDed at the top of the query, not under NOT or OR), so the caller may
+	 * pick a plan from it; 0 and 0 when the query has none.  The first such term wins.
+	 */
+	int time_lo, time_hi;
 };
 
 /*

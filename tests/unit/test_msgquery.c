@@ -278,6 +278,70 @@ test_limits(void)
 	      "msgquery_release() empties the query and is idempotent");
 }
 
+/* time_lo / time_hi: set only for a BETWEEN on last_event_time that bounds every match. */
+static void
+test_time_range(void)
+{
+	static const struct {
+		const char *query;
+		int lo, hi;
+	} cases[] = {
+	    {"last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\"",
+	     1, 2},
+	    {"status=\"open\" AND last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" "
+	     "AND TIMESTAMP \"2026-01-02T00:00:00Z\"",
+	     2, 3},
+	    {"(status=\"open\" AND (last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" "
+	     "AND TIMESTAMP \"2026-01-02T00:00:00Z\")) AND from_email=\"a@b.c\"",
+	     2, 3},
+	    {"(status=\"open\" OR status=\"click\") AND last_event_time BETWEEN TIMESTAMP "
+	     "\"2026-01-01T00:00:00Z\" AND TIMESTAMP \"2026-01-02T00:00:00Z\"",
+	     3, 4},
+	    {"last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\" AND last_event_time BETWEEN TIMESTAMP "
+	     "\"2026-01-01T06:00:00Z\" AND TIMESTAMP \"2026-01-01T07:00:00Z\"",
+	     1, 2},
+	    {"(last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\" OR status=\"open\") AND last_event_time BETWEEN "
+	     "TIMESTAMP \"2026-01-01T06:00:00Z\" AND TIMESTAMP \"2026-01-01T07:00:00Z\"",
+	     4, 5},
+	    {"status=\"open\"", 0, 0},
+	    {"last_event_time NOT BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\"",
+	     0, 0},
+	    {"NOT last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\"",
+	     0, 0},
+	    {"NOT (status=\"open\" AND last_event_time BETWEEN TIMESTAMP "
+	     "\"2026-01-01T00:00:00Z\" AND TIMESTAMP \"2026-01-02T00:00:00Z\")",
+	     0, 0},
+	    {"status=\"open\" OR last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" "
+	     "AND TIMESTAMP \"2026-01-02T00:00:00Z\"",
+	     0, 0},
+	    {"last_event_time BETWEEN TIMESTAMP \"2026-01-01T00:00:00Z\" AND TIMESTAMP "
+	     "\"2026-01-02T00:00:00Z\" OR status=\"open\"",
+	     0, 0},
+	    {"status=\"open\" OR status=\"click\" AND last_event_time BETWEEN TIMESTAMP "
+	     "\"2026-01-01T00:00:00Z\" AND TIMESTAMP \"2026-01-02T00:00:00Z\"",
+	     0, 0},
+	};
+	char err[256];
+	struct msgquery q;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = msgquery_parse(cases[i].query, &q, err, sizeof(err));
+
+		if (!CHECK(rc == 0 && q.time_lo == cases[i].lo && q.time_hi == cases[i].hi,
+			   "time range of query %zu is $%d..$%d", i + 1, cases[i].lo, cases[i].hi))
+			unit_diag("rc %d (%s), got $%d..$%d for %s", rc, rc == 0 ? "" : err,
+				  rc == 0 ? q.time_lo : -1, rc == 0 ? q.time_hi : -1,
+				  cases[i].query);
+		if (rc == 0)
+			msgquery_release(&q);
+	}
+}
+
 int
 main(void)
 {
@@ -291,5 +355,6 @@ main(void)
 	if (!CHECK(nvalid >= 25 && ninvalid >= 25, "at least 25 valid and 25 invalid fixtures"))
 		unit_diag(FIXTURE_NO_CASES_HINT, nvalid, ninvalid);
 	test_limits();
+	test_time_range();
 	return unit_done();
 }
