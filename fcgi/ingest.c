@@ -13,7 +13,9 @@
 #include "ingest.h"
 #include "kpub.h"
 #include "log.h"
+#include "metrics_push.h"
 #include "prog.h"
+#include "reload.h"
 #include "shutdown.h"
 #include "sig.h"
 
@@ -27,6 +29,17 @@ healthz(struct req *r)
 		return;
 	}
 	reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* what SIGHUP applies besides log.level (reload.h) */
+static const char *const live_keys[] = {"webhook.max_age_seconds", "auth.refresh_seconds", NULL};
+
+static void
+reloaded(void *arg)
+{
+	const struct ingest *in = arg;
+
+	apikeys_set_refresh(in->keys, config_live(&in->cf->auth_refresh_seconds));
 }
 
 static const struct route routes[] = {
@@ -70,6 +83,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	shutdown_install();
+	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &in};
+	reload_install(&rl);
+	if (metrics_push_start(&cf, "ingest", err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	if ((in.kp = kpub_new(&cf, cf.ingest_deadline_ms, err, sizeof(err))) == NULL) {
 		log_errx("%s", err);
 		goto out;
@@ -83,12 +102,18 @@ main(int argc, char **argv)
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &in,
 	};
+	if (reload_start(err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		goto out;
 	}
 	rc = kpub_fatal(in.kp) ? 1 : 0;
 out:
+	reload_stop();
+	metrics_push_stop();
 	kpub_destroy(in.kp, 5000);
 	apikeys_destroy(in.keys);
 	rconn_destroy(in.redis);

@@ -58,13 +58,19 @@ parse_body(struct req *r)
 	return root;
 }
 
-/* Adds our message id to the request's top-level custom_args. */
+/*
+ * Adds our message id to the request's top-level custom_args.  A body that is not an
+ * object, or whose custom_args are there but not an object, is left alone: the validator
+ * refuses it (tagging would have answered 503, or hidden SendGrid's 400).
+ */
 static int
 tag_request(json_t *root, const char *msgid)
 {
 	json_t *args = json_object_get(root, "custom_args");
 
-	if (!json_is_object(args)) {
+	if (!json_is_object(root) || (args != NULL && !json_is_object(args)))
+		return 0;
+	if (args == NULL) {
 		args = json_object();
 		if (args == NULL || json_object_set_new(root, "custom_args", args) < 0)
 			return -1;

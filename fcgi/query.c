@@ -1,8 +1,11 @@
 /*
  * query: the read API, a FastCGI app behind nginx.  Routes: GET /v3/stats and
  * GET /v3/categories/stats (query_stats.c), GET /v3/messages (query_messages.c), GET /healthz and
- * GET /readyz (query_health.c).  Each dispatch thread has its own PostgreSQL connection, opened on
- * first use with the reader role, read-only and with query.statement_timeout_ms.
+ * GET /readyz (query_health.c), GET /mailpipe/v1/events/per_minute (query_minutes.c), GET and
+ * DELETE /v3/suppression/... (query_suppressions.c).  Each dispatch thread has its own
+ * PostgreSQL connection, opened on first use with the reader role, read-only and with
+ * query.statement_timeout_ms; query_exec_write() opens a READ WRITE transaction for the
+ * SECURITY DEFINER functions the reader may call.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -10,8 +13,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics_push.h"
 #include "pgconn.h"
 #include "prog.h"
+#include "reload.h"
 #include "query.h"
 #include "shutdown.h"
 
@@ -22,8 +27,12 @@ static const struct route routes[] = {
     {"GET", "/v3/categories/stats", category_stats_handle},
     {"GET", "/v3/messages", messages_handle},
     {"GET", "/v3/messages/", message_handle},
+    {"GET", "/v3/suppression/", suppression_get_handle},
+    {"DELETE", "/v3/suppression/", suppression_delete_handle},
+    {"GET", "/mailpipe/v1/events/per_minute", minutes_handle},
     {"GET", "/healthz", healthz_handle},
     {"GET", "/readyz", readyz_handle},
+    {"GET", "/metrics", metrics_handle},
 };
 
 /* This thread's connection; closed when the thread exits (conn_key's destructor). */
@@ -133,6 +142,61 @@ query_exec(const struct query *q, const char *sql, int nparams, const char *cons
 	return NULL;
 }
 
+/* Ends this thread's failed transaction, or drops the connection when that cannot be done. */
+static void
+rollback_thread(void)
+{
+	enum pg_failure why;
+	char err[256];
+
+	if (PQstatus(tl_conn) != CONNECTION_OK ||
+	    pgconn_exec(tl_conn, "ROLLBACK", &why, err, sizeof(err)) < 0)
+		drop_thread_conn();
+}
+
+PGresult *
+query_exec_write(const struct query *q, const char *sql, int nparams, const char *const *params,
+		 char *err, size_t errlen)
+{
+	enum pg_failure why;
+	PGresult *res = NULL;
+
+	for (int attempt = 0;; attempt++) {
+		if (connect_thread(q, err, errlen) < 0)
+			return NULL;
+		if (pgconn_exec(tl_conn, "BEGIN READ WRITE", &why, err, errlen) == 0)
+			break;
+		if (why != PG_FAIL_CONNECTION || attempt > 0)
+			return NULL;
+		/* nothing was sent yet: one fresh connection, one more try */
+		drop_thread_conn();
+	}
+	res = PQexecParams(tl_conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pgconn_error(err, errlen, "query failed", tl_conn, res);
+		PQclear(res);
+		rollback_thread();
+		return NULL;
+	}
+	if (pgconn_exec(tl_conn, "COMMIT", &why, err, errlen) < 0) {
+		PQclear(res);
+		rollback_thread();
+		return NULL;
+	}
+	return res;
+}
+
+/* what SIGHUP applies besides log.level (reload.h) */
+static const char *const live_keys[] = {"auth.refresh_seconds", NULL};
+
+static void
+reloaded(void *arg)
+{
+	const struct query *q = arg;
+
+	apikeys_set_refresh(q->keys, config_live(&q->cf->auth_refresh_seconds));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -147,6 +211,10 @@ main(int argc, char **argv)
 		log_errx("invalid redis.url: %s", err);
 		goto out;
 	}
+	if ((q.kafka = query_kafka_new(&cf, err, sizeof(err))) == NULL) {
+		log_errx("%s", err);
+		goto out;
+	}
 	/* Loads now if it can; a database that is away only delays requests (503). */
 	if ((q.keys = apikeys_new(cf.database_url, cf.auth_refresh_seconds, err, sizeof(err))) ==
 	    NULL) {
@@ -154,24 +222,37 @@ main(int argc, char **argv)
 		goto out;
 	}
 	shutdown_install();
-	/* no query.socket_mode setting: the socket shares ingest's mode (0660 by default) */
+	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &q};
+	reload_install(&rl);
+	if (metrics_push_start(&cf, "query", err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	struct dispatch_conf dc = {
 	    .socket_path = cf.query_socket,
-	    .socket_mode = (int)cf.ingest_socket_mode,
+	    .socket_mode = (int)cf.query_socket_mode,
 	    .threads = (int)cf.query_threads,
 	    .max_body = 65536,
 	    .routes = routes,
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &q,
 	};
+	if (reload_start(err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		goto out;
 	}
 	rc = 0;
 out:
+	reload_stop();
+	metrics_push_stop();
 	apikeys_destroy(q.keys);
 	rconn_destroy(q.redis);
+	if (q.kafka != NULL)
+		rd_kafka_destroy(q.kafka);
 	config_release(&cf);
 	log_info("exiting with status %d", rc);
 	return rc;

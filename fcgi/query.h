@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 #include "apikey.h"
 #include "config.h"
@@ -18,7 +19,8 @@
 struct query {
 	const struct config *cf;
 	struct apikeys *keys; /* API keys, reloaded in the background */
-	struct rconn *redis;  /* only for /readyz */
+	struct rconn *redis;  /* /readyz; the suppression set on DELETE */
+	rd_kafka_t *kafka;    /* only for /readyz's metadata request */
 };
 
 /*
@@ -35,6 +37,15 @@ int query_authenticate(struct req *r, const struct query *q, const char *scope);
 PGresult *query_exec(const struct query *q, const char *sql, int nparams, const char *const *params,
 		     char *err, size_t errlen);
 
+/*
+ * Runs sql as query_exec() does, but inside BEGIN READ WRITE ... COMMIT: for the SECURITY
+ * DEFINER functions the reader role may call to change data.  Returns the PGRES_TUPLES_OK
+ * result once committed (the caller PQclears it), or NULL with err (rolled back; after a
+ * lost connection at COMMIT the outcome is unknown).  Not retried once sql was sent.
+ */
+PGresult *query_exec_write(const struct query *q, const char *sql, int nparams,
+			   const char *const *params, char *err, size_t errlen);
+
 void stats_handle(struct req *r);
 void category_stats_handle(struct req *r);
 void messages_handle(struct req *r);
@@ -43,7 +54,20 @@ void messages_handle(struct req *r);
  * lib/dispatch matches exact paths only.
  */
 void message_handle(struct req *r);
+/*
+ * GET and DELETE /v3/suppression/<list>[/{email}] (query_suppressions.c): the path after
+ * "/v3/suppression/" is parsed by the handler.
+ */
+void suppression_get_handle(struct req *r);
+void suppression_delete_handle(struct req *r);
+/* GET /mailpipe/v1/events/per_minute (query_minutes.c) */
+void minutes_handle(struct req *r);
+/* GET /metrics (query_metrics.c): every process's metrics, Prometheus text format */
+void metrics_handle(struct req *r);
 void healthz_handle(struct req *r);
 void readyz_handle(struct req *r);
+
+/* The client handle /readyz asks Kafka's metadata with; NULL with err. */
+rd_kafka_t *query_kafka_new(const struct config *cf, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,16 @@
  * newest first, by (created_at, message_id) descending; "next" is present when there are
  * more, and passing it as `after` gives the next page (keyset pagination).  The cursor is
  * the lowercase hex of "<created_at in microseconds since the epoch>:<message_id>".
+ *
+ * A query whose matches all lie in a "last_event_time BETWEEN lo AND hi" window (msgquery's
+ * time_lo / time_hi) is not left to the planner's newest-first walk, which for a window
+ * long past skips most of the table (it takes created_at and last_event_time for
+ * independent).  A probe first counts the window, up to WINDOW_SORT_MAX, through
+ * messages_last_event_time_idx (index only) and finds the walk's start: hi, or later if a
+ * message in the window has its last event before its creation (the partial index of
+ * sql/016).  A window of at most WINDOW_SORT_MAX messages is read whole and sorted
+ * (PLAN_SORT); a larger one is walked newest first from that start (PLAN_BOUNDED), where
+ * its messages are dense.  Both give the same rows in the same order as the plain walk.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,17 +36,54 @@
 #define MSG_ID_MAX 128
 #define CURSOR_MAX (2 * (20 + 1 + MSG_ID_MAX))
 #define MESSAGES_PREFIX "/v3/messages/"
+/* Largest last_event_time window read whole and sorted; at least 2 pages of LIMIT_MAX. */
+#define WINDOW_SORT_MAX 2048
+_Static_assert(WINDOW_SORT_MAX >= 2 * (LIMIT_MAX + 1), "a window to sort holds 2 pages");
 
-/* The columns every message answer selects, in this order; the table is aliased m. */
-#define MESSAGE_COLUMNS                                                                            \
-	"SELECT m.message_id, m.from_email, m.to_emails[1], m.subject, m.status,"                  \
-	" (SELECT count(*) FROM events e WHERE e.message_id = m.message_id"                        \
-	"  AND e.event = 'open'),"                                                                 \
-	" (SELECT count(*) FROM events e WHERE e.message_id = m.message_id"                        \
-	"  AND e.event = 'click'),"                                                                \
+/*
+ * An answer is MESSAGE_SELECT, a query of MESSAGE_FIELDS aliased m (the messages to show,
+ * already limited), then MESSAGE_COUNTS: their opens and clicks are counted afterwards,
+ * one lateral look-up of events per message shown (not per message read), in one pass over
+ * its events for both counts.  Columns, in this order: message_id, from_email, the first
+ * recipient, subject, status, opens, clicks, last_event_time as RFC 3339, created_at in
+ * microseconds since the epoch.
+ */
+#define MESSAGE_FIELDS                                                                             \
+	"m.message_id, m.from_email, m.to_emails, m.subject, m.status, m.last_event_time,"         \
+	" m.created_at"
+
+#define MESSAGE_SELECT                                                                             \
+	"SELECT m.message_id, m.from_email, m.to_emails[1], m.subject, m.status, k.opens,"         \
+	" k.clicks,"                                                                               \
 	" to_char(m.last_event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"        \
 	" (extract(epoch FROM m.created_at) * 1000000)::bigint "                                   \
-	"FROM messages m "
+	"FROM ("
+
+#define MESSAGE_COUNTS                                                                             \
+	") m CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE e.event = 'open') AS opens,"        \
+	" count(*) FILTER (WHERE e.event = 'click') AS clicks"                                     \
+	" FROM events e WHERE e.message_id = m.message_id) k "
+
+#define NEWEST_FIRST "ORDER BY m.created_at DESC, m.message_id DESC"
+
+/* $n, a count of microseconds since the epoch (the cursor's and the probe's unit), as time. */
+#define MICROS_TS "('epoch'::timestamptz + $%d::bigint * interval '1 microsecond')"
+
+/*
+ * $1..$2: a last_event_time window; $3: WINDOW_SORT_MAX + 1.  Answers how many messages it
+ * holds (up to $3) and, in microseconds, the latest created_at a message in it can have:
+ * $2, or the created_at of a message whose last event came before it (sql/016's index).
+ * OFFSET 0 keeps max() from being planned as a newest-first walk of all messages.
+ */
+static const char window_probe_sql[] =
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages"
+    "   WHERE last_event_time BETWEEN $1::timestamptz AND $2::timestamptz"
+    "   LIMIT $3::bigint) s),"
+    " (SELECT (extract(epoch FROM greatest($2::timestamptz, max(l.created_at)))"
+    "   * 1000000)::bigint"
+    "  FROM (SELECT created_at FROM messages"
+    "   WHERE last_event_time BETWEEN $1::timestamptz AND $2::timestamptz"
+    "   AND last_event_time < created_at OFFSET 0) l)";
 
 static const char timeline_sql[] =
     "SELECT event, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
@@ -51,7 +98,7 @@ text_or_null(const PGresult *res, int row, int col)
 	return json_string(PQgetvalue(res, row, col));
 }
 
-/* One message of a MESSAGE_COLUMNS row; NULL when out of memory. */
+/* One message of a MESSAGE_SELECT row; NULL when out of memory. */
 static json_t *
 message_json(const PGresult *res, int i)
 {
@@ -168,6 +215,73 @@ parse_limit(const char *s, long *limit)
 	return 0;
 }
 
+enum plan {
+	PLAN_WALK,    /* newest first through messages_created_id_idx (or what the planner likes) */
+	PLAN_SORT,    /* the whole (small) window in a CTE, then sorted */
+	PLAN_BOUNDED, /* newest first from the probe's bound down */
+};
+
+/*
+ * Runs window_probe_sql for the window $lo..$hi of mq: PLAN_SORT when it holds at most
+ * WINDOW_SORT_MAX messages, else PLAN_BOUNDED with the walk's start (microseconds) in
+ * bound.  -1 with err set when the database fails.
+ */
+static int
+probe_window(const struct query *q, const struct msgquery *mq, enum plan *plan, char *bound,
+	     size_t boundlen, char *err, size_t errlen)
+{
+	char cap[16];
+	const char *params[3] = {mq->params[mq->time_lo - 1], mq->params[mq->time_hi - 1], cap};
+	PGresult *res;
+
+	snprintf(cap, sizeof(cap), "%d", WINDOW_SORT_MAX + 1);
+	if ((res = query_exec(q, window_probe_sql, 3, params, err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) {
+		snprintf(err, errlen, "window probe: unexpected answer");
+		PQclear(res);
+		return -1;
+	}
+	*plan =
+	    strtol(PQgetvalue(res, 0, 0), NULL, 10) <= WINDOW_SORT_MAX ? PLAN_SORT : PLAN_BOUNDED;
+	snprintf(bound, boundlen, "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Writes the listing's SQL for plan into sql: the WHERE of mq, then the keyset condition
+ * when cursor_p (its microseconds are $cursor_p, its id $cursor_p+1), then for PLAN_BOUNDED
+ * created_at <= $bound_p; LIMIT $limit_p.  -1 if it does not fit.
+ */
+static int
+build_sql(char *sql, size_t len, enum plan plan, const struct msgquery *mq, int cursor_p,
+	  int bound_p, int limit_p)
+{
+	char keyset[160] = "", bound[96] = "";
+	int n;
+
+	if (cursor_p > 0)
+		snprintf(keyset, sizeof(keyset),
+			 " AND (m.created_at, m.message_id) < (" MICROS_TS ", $%d::text)", cursor_p,
+			 cursor_p + 1);
+	if (plan == PLAN_BOUNDED)
+		snprintf(bound, sizeof(bound), " AND m.created_at <= " MICROS_TS, bound_p);
+	if (plan == PLAN_SORT)
+		n = snprintf(sql, len,
+			     "WITH c AS MATERIALIZED (SELECT " MESSAGE_FIELDS " FROM messages m"
+			     " WHERE (%s)%s) " MESSAGE_SELECT "SELECT * FROM c m " NEWEST_FIRST
+			     " LIMIT $%d::bigint" MESSAGE_COUNTS NEWEST_FIRST,
+			     mq->where, keyset, limit_p);
+	else
+		n = snprintf(sql, len,
+			     MESSAGE_SELECT "SELECT " MESSAGE_FIELDS
+					    " FROM messages m WHERE (%s)%s%s " NEWEST_FIRST
+					    " LIMIT $%d::bigint" MESSAGE_COUNTS NEWEST_FIRST,
+			     mq->where, keyset, bound, limit_p);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static void
 list_messages(struct req *r, const struct qparams *qp)
 {
@@ -175,13 +289,14 @@ list_messages(struct req *r, const struct qparams *qp)
 	const char *query = qparams_get(qp, "query");
 	const char *after = qparams_get(qp, "after");
 	struct msgquery mq = {0};
-	char sql[4096], err[512], limit_s[16], us[24], id[MSG_ID_MAX + 1];
+	char sql[4096], err[512], limit_s[16], us[24], id[MSG_ID_MAX + 1], bound[24];
 	char cursor[CURSOR_MAX + 1];
 	const char *params[36];
 	json_t *out = NULL, *list = NULL, *m;
 	PGresult *res = NULL;
+	enum plan plan = PLAN_WALK;
 	long limit;
-	int np, n, len;
+	int np, n, cursor_p = 0, bound_p = 0;
 
 	if (parse_limit(qparams_get(qp, "limit"), &limit) < 0) {
 		reply_error(r, 400, "limit", "limit must be an integer from 1 to %d", LIMIT_MAX);
@@ -199,31 +314,28 @@ list_messages(struct req *r, const struct qparams *qp)
 		reply_error(r, 400, "after", "after is not a cursor this API answered");
 		goto out;
 	}
+	if (mq.time_lo > 0 &&
+	    probe_window(q, &mq, &plan, bound, sizeof(bound), err, sizeof(err)) < 0) {
+		log_errx("messages: %s", err);
+		reply_error(r, 503, NULL, "the email activity is unavailable: retry later");
+		goto out;
+	}
 	np = mq.nparams;
 	for (int i = 0; i < np; i++)
 		params[i] = mq.params[i];
 	if (after != NULL) {
 		params[np] = us;
 		params[np + 1] = id;
+		cursor_p = np + 1;
 		np += 2;
+	}
+	if (plan == PLAN_BOUNDED) {
+		params[np++] = bound;
+		bound_p = np;
 	}
 	snprintf(limit_s, sizeof(limit_s), "%ld", limit + 1);
 	params[np++] = limit_s;
-	if (after != NULL)
-		len = snprintf(sql, sizeof(sql),
-			       MESSAGE_COLUMNS
-			       "WHERE (%s) AND (m.created_at, m.message_id) <"
-			       " ('epoch'::timestamptz + $%d::bigint * interval '1 microsecond',"
-			       " $%d::text) "
-			       "ORDER BY m.created_at DESC, m.message_id DESC LIMIT $%d::bigint",
-			       mq.where, np - 2, np - 1, np);
-	else
-		len = snprintf(sql, sizeof(sql),
-			       MESSAGE_COLUMNS
-			       "WHERE (%s) "
-			       "ORDER BY m.created_at DESC, m.message_id DESC LIMIT $%d::bigint",
-			       mq.where, np);
-	if (len < 0 || (size_t)len >= sizeof(sql)) {
+	if (build_sql(sql, sizeof(sql), plan, &mq, cursor_p, bound_p, np) < 0) {
 		reply_error(r, 400, "query", "query is too complex");
 		goto out;
 	}
@@ -291,8 +403,11 @@ message_handle(struct req *r)
 		reply_error(r, 404, NULL, "message not found");
 		return;
 	}
-	if ((res = query_exec(q, MESSAGE_COLUMNS "WHERE m.message_id = $1", 1, params, err,
-			      sizeof(err))) == NULL ||
+	if ((res = query_exec(q,
+			      MESSAGE_SELECT
+			      "SELECT " MESSAGE_FIELDS
+			      " FROM messages m WHERE m.message_id = $1" MESSAGE_COUNTS,
+			      1, params, err, sizeof(err))) == NULL ||
 	    (PQntuples(res) == 1 &&
 	     (tl = query_exec(q, timeline_sql, 1, params, err, sizeof(err))) == NULL)) {
 		log_errx("message: %s", err);

@@ -19,6 +19,7 @@
 #include "event.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "shutdown.h"
 
 #define SIG_HEADER "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE"
@@ -35,8 +36,8 @@ verify(struct req *r, const struct ingest *in)
 	if (in->key == NULL)
 		return 0;
 	st = sig_verify(in->key, req_param(r, SIG_HEADER), req_param(r, TS_HEADER), r->body,
-			r->body_len, in->cf->webhook_max_age_seconds, (long)time(NULL), err,
-			sizeof(err));
+			r->body_len, config_live(&in->cf->webhook_max_age_seconds),
+			(long)time(NULL), err, sizeof(err));
 	if (st == SIG_OK)
 		return 0;
 	log_warnx("webhook refused: %s", err);
@@ -66,6 +67,7 @@ webhook_handle(struct req *r)
 		reply_error(r, 400, field[0] ? field : NULL, "%s", err);
 		return;
 	}
+	metric_counter_add(metrics_family(M_EVENTS_RECEIVED), (double)b.n, NULL);
 	if ((w = kpub_wait_new()) == NULL) {
 		reply_error(r, 503, NULL, "out of memory");
 		goto out;
@@ -111,6 +113,9 @@ webhook_handle(struct req *r)
 	if (kpub_wait_done(w, cf->ingest_deadline_ms + 500, err, sizeof(err)) < 0)
 		goto unavailable;
 	log_debug("webhook batch of %zu: published=%zu dead_lettered=%zu", b.n, published, dead);
+	if (dead > 0)
+		metric_counter_add(metrics_family(M_DEAD_LETTERS), (double)dead,
+				   cf->kafka_events_dlq_topic, NULL);
 	reply_json(r, 200,
 		   json_pack("{s:I, s:I, s:I}", "received", (json_int_t)b.n, "published",
 			     (json_int_t)published, "dead_lettered", (json_int_t)dead));

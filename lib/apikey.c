@@ -33,9 +33,10 @@
 	" FROM api_keys WHERE revoked_at IS NULL"
 
 const char *const apikey_scope_names[] = {
-    "mail.send", "stats.read", "suppressions.read", "suppressions.write", "all", NULL,
+    "mail.send", "stats.read", "suppressions.read", "suppressions.write", "metrics.read",
+    "all",       NULL,
 };
-#define SCOPE_ALL (1u << 4)
+#define SCOPE_ALL (1u << 5)
 
 static const char prefix_alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 static const char b64url_alphabet[] =
@@ -370,6 +371,14 @@ refresh(struct apikeys *k)
 	k->failing = 0;
 }
 
+void
+apikeys_set_refresh(struct apikeys *k, long refresh_seconds)
+{
+	if (k != NULL)
+		__atomic_store_n(&k->refresh_seconds, refresh_seconds < 1 ? 1 : refresh_seconds,
+				 __ATOMIC_RELAXED);
+}
+
 static void *
 refresh_main(void *arg)
 {
@@ -380,7 +389,7 @@ refresh_main(void *arg)
 	log_set_ctx("apikeys");
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += k->refresh_seconds;
+		until.tv_sec += __atomic_load_n(&k->refresh_seconds, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&k->mu);
 		while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT)
 			;

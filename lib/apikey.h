@@ -50,6 +50,9 @@ struct apikeys *apikeys_new(const char *database_url, long refresh_seconds, char
 enum apikey_result apikeys_check(struct apikeys *k, const char *authorization, const char *scope,
 				 long *key_id);
 
+/* Changes the refresh period (at least 1 s) from the next wait on (reload). */
+void apikeys_set_refresh(struct apikeys *k, long refresh_seconds);
+
 /* Stops the refresh thread (promptly: it waits on a condition variable) and frees k. */
 void apikeys_destroy(struct apikeys *k);
 
@@ -61,7 +64,10 @@ void apikeys_destroy(struct apikeys *k);
 int apikey_generate(char *key, size_t keylen, char prefix[APIKEY_PREFIX_LEN + 1],
 		    unsigned char hash[APIKEY_HASH_LEN]) __attribute__((warn_unused_result));
 
-/* 1 if name is a scope: mail.send, stats.read, suppressions.read, suppressions.write, all. */
+/*
+ * 1 if name is a scope: mail.send, stats.read, suppressions.read, suppressions.write,
+ * metrics.read, all.
+ */
 int apikey_scope_known(const char *name);
 
 /* The scope names, NULL-terminated, "all" last. */

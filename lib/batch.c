@@ -53,6 +53,19 @@ skip_value(const char *p, const char *end, int *has_nul)
 	return p;
 }
 
+/*
+ * jansson's error text may quote the body near the error, cut inside a UTF-8 character:
+ * keeps its printable ASCII, '?' for any other byte, so the 400 answer can hold it.
+ */
+static const char *
+ascii_only(char *s)
+{
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return s;
+}
+
 int
 batch_parse(struct batch *b, const char *body, size_t len, char *err, size_t errlen, char *field,
 	    size_t fieldlen)
@@ -80,7 +93,7 @@ batch_parse(struct batch *b, const char *body, size_t len, char *err, size_t err
 		else
 			snprintf(err, errlen,
 				 "request body is not valid JSON: %s at line %d column %d",
-				 jerr.text, jerr.line, jerr.column);
+				 ascii_only(jerr.text), jerr.line, jerr.column);
 		return -1;
 	}
 	if (!json_is_array(b->root)) {

@@ -98,6 +98,8 @@ static const struct cf_setting settings[] = {
 
     STR("query.socket", query_socket, "/run/mailpipe/query.sock",
 	"Unix socket the read API (query FastCGI app) listens on."),
+    {"query.socket_mode", CF_OCTAL, O(query_socket_mode), "0660", 0, 0777, 0,
+     "Permissions of the query socket (octal)."},
     INT("query.threads", query_threads, "4", 1, 256, "Requests the read API serves at once."),
     INT("query.statement_timeout_ms", query_statement_timeout_ms, "5000", 100, 600000,
 	"Longest one read-API query may run in PostgreSQL."),
@@ -119,6 +121,9 @@ static const struct cf_setting settings[] = {
     STR("redis.prefix", redis_prefix, "mailpipe:", "Prefix of every Redis key mailpipe writes."),
     INT("redis.marker_ttl_seconds", redis_marker_ttl_seconds, "604800", 60, 31536000,
 	"How long an 'already written' marker lives in Redis."),
+    INT("metrics.push_seconds", metrics_push_seconds, "5", 0, 3600,
+	"How often every process pushes its metrics to Redis for `GET /metrics`; 0 = never (a "
+	"process not pushing shows as missing)."),
 
     INT("auth.refresh_seconds", auth_refresh_seconds, "5", 1, 3600,
 	"How often ingest reloads the API keys from PostgreSQL (a revoked key stops working "
@@ -176,6 +181,14 @@ static const struct cf_setting settings[] = {
     INT("sink.batch_ms", sink_batch_ms, "50", 1, 60000, "Longest the sink waits to fill a batch."),
     INT("sink.retry_max_ms", sink_retry_max_ms, "5000", 100, 600000,
 	"Longest pause between reconnection attempts to PostgreSQL."),
+
+    INT("retention.days", retention_days, "400", 0, 36500,
+	"`mailpipectl retention` archives, then drops, the `events` partitions (and rows of the "
+	"default partition) older than this many days; 0 = keep everything. The daily rollups "
+	"are kept."),
+    STR("archive.dir", archive_dir, "/var/lib/mailpipe/archive",
+	"Directory where `mailpipectl retention` writes its archives (gzip JSON lines plus a "
+	"manifest each); must be an absolute path."),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -383,6 +396,48 @@ config_release(struct config *cf)
 			*p = NULL;
 		}
 	}
+}
+
+void
+config_diff(const struct config *a, const struct config *b, void (*fn)(const char *key, void *arg),
+	    void *arg)
+{
+	const char *pa = (const char *)a, *pb = (const char *)b;
+
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const struct cf_setting *s = &settings[i];
+		int same;
+
+		if (s->type == CF_INT || s->type == CF_OCTAL)
+			same = *(const long *)(pa + s->off) == *(const long *)(pb + s->off);
+		else if (s->type == CF_BOOL)
+			same = *(const int *)(pa + s->off) == *(const int *)(pb + s->off);
+		else
+			same = strcmp(*(char *const *)(pa + s->off),
+				      *(char *const *)(pb + s->off)) == 0;
+		if (!same)
+			fn(s->name, arg);
+	}
+}
+
+int
+config_copy_number(struct config *dst, const struct config *src, const char *key)
+{
+	const struct cf_setting *s = find(key);
+
+	if (s == NULL)
+		return -1;
+	if (s->type == CF_INT || s->type == CF_OCTAL) {
+		__atomic_store_n((long *)((char *)dst + s->off),
+				 *(const long *)((const char *)src + s->off), __ATOMIC_RELAXED);
+		return 0;
+	}
+	if (s->type == CF_BOOL) {
+		__atomic_store_n((int *)((char *)dst + s->off),
+				 *(const int *)((const char *)src + s->off), __ATOMIC_RELAXED);
+		return 0;
+	}
+	return -1;
 }
 
 void

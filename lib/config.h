@@ -41,6 +41,7 @@ struct config {
 	long ingest_max_body_bytes;
 
 	char *query_socket;
+	long query_socket_mode;
 	long query_threads;
 	long query_statement_timeout_ms;
 
@@ -52,6 +53,7 @@ struct config {
 	char *redis_url;
 	char *redis_prefix;
 	long redis_marker_ttl_seconds;
+	long metrics_push_seconds;
 
 	long auth_refresh_seconds;
 	long mail_idempotency_ttl_seconds;
@@ -83,6 +85,9 @@ struct config {
 	long sink_batch_max;
 	long sink_batch_ms;
 	long sink_retry_max_ms;
+
+	long retention_days;
+	char *archive_dir;
 };
 
 /*
@@ -99,6 +104,24 @@ int config_set(struct config *cf, const char *key, const char *value, const char
 
 /* Frees the strings cf owns. */
 void config_release(struct config *cf);
+
+/* Calls fn(key, arg) for every key whose value differs between a and b (reload). */
+void config_diff(const struct config *a, const struct config *b,
+		 void (*fn)(const char *key, void *arg), void *arg);
+
+/*
+ * Copies the number key (integer, mode or on/off) from src to dst with an atomic store, so
+ * a thread reading it meanwhile with config_live() sees the old or the new value; -1 if
+ * key is unknown or a string (strings are never changed under a running program).
+ */
+int config_copy_number(struct config *dst, const struct config *src, const char *key);
+
+/* Reads a number field that a reload may change from another thread. */
+static inline long
+config_live(const long *field)
+{
+	return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
 
 /* Writes the settings table as Markdown (the README's configuration table). */
 void config_write_markdown(FILE *out);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "sgerr.h"
 #include "shutdown.h"
 
@@ -58,22 +59,39 @@ req_param(struct req *r, const char *name)
 }
 
 static void
-reply_raw(struct req *r, int status, const char *extra_header, const char *body, size_t len)
+reply_typed(struct req *r, int status, const char *extra_header, const char *ctype,
+	    const char *body, size_t len)
 {
 	char head[512];
 	int n;
 
 	/* libfcgi's own FCGX_FPrintF knows no %zu: format here, write raw bytes. */
 	n = snprintf(head, sizeof(head),
-		     "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+		     "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%s%s%sContent-Length: %zu\r\n\r\n",
 		     status, status_text(status), r->id, extra_header ? extra_header : "",
-		     extra_header ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "",
-		     body ? len : 0);
+		     extra_header ? "\r\n" : "", body ? "Content-Type: " : "", body ? ctype : "",
+		     body ? "\r\n" : "", body ? len : 0);
 	if (n > 0 && (size_t)n < sizeof(head))
 		FCGX_PutStr(head, n, r->fcgx.out);
 	if (body && len)
 		FCGX_PutStr(body, (int)len, r->fcgx.out);
 	r->status = status;
+}
+
+static void
+reply_raw(struct req *r, int status, const char *extra_header, const char *body, size_t len)
+{
+	reply_typed(r, status, extra_header, "application/json", body, len);
+}
+
+void
+reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len)
+{
+	if (strpbrk(content_type, "\r\n") != NULL) {
+		reply_error(r, 500, NULL, "refusing to write an unsafe response header");
+		return;
+	}
+	reply_typed(r, status, NULL, content_type, body, len);
 }
 
 void
@@ -224,10 +242,30 @@ path_matches(const char *route_path, const char *path)
 	return strcmp(route_path, path) == 0;
 }
 
-static void
+/*
+ * The metrics' route label of a route path: a prefix route is named by what follows it
+ * (metrics.md); an exact route by its path.
+ */
+static const char *
+route_pattern(const char *path)
+{
+	static const char *const named[][2] = {
+	    {"/v3/messages/", "/v3/messages/{id}"},
+	    {"/v3/suppression/", "/v3/suppression/{list}"},
+	};
+
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+		if (strcmp(path, named[i][0]) == 0)
+			return named[i][1];
+	return path;
+}
+
+/* Answers r; returns the route pattern for the metrics, "other" when no route matched. */
+static const char *
 route(struct req *r, const struct dispatch_conf *dc)
 {
 	char allow[128] = "Allow: ";
+	const char *pattern = "other";
 	int path_known = 0;
 
 	for (size_t i = 0; i < dc->nroutes; i++) {
@@ -235,10 +273,12 @@ route(struct req *r, const struct dispatch_conf *dc)
 
 		if (!path_matches(rt->path, r->path))
 			continue;
+		if (!path_known)
+			pattern = route_pattern(rt->path);
 		if (strcmp(rt->method, r->method) == 0) {
 			if (read_body(r, dc->max_body) == 0)
 				rt->fn(r);
-			return;
+			return pattern;
 		}
 		if (path_known++)
 			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
@@ -255,9 +295,27 @@ route(struct req *r, const struct dispatch_conf *dc)
 		reply_raw(r, 405, allow, text, text ? strlen(text) : 0);
 		free(text);
 		json_decref(body);
-		return;
+		return pattern;
 	}
 	reply_error(r, 404, NULL, "no route for %s", r->path);
+	return pattern;
+}
+
+/* Counts the request answered; unusual methods are counted as "other". */
+static void
+count_request(const struct req *r, const char *pattern, double seconds)
+{
+	static const char *const methods[] = {"GET",    "POST", "PUT",    "PATCH",
+					      "DELETE", "HEAD", "OPTIONS"};
+	const char *method = "other";
+	char status[16];
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(r->method, methods[i]) == 0)
+			method = methods[i];
+	snprintf(status, sizeof(status), "%d", r->status);
+	metric_counter_add(metrics_family(M_HTTP_REQUESTS), 1, pattern, method, status, NULL);
+	metric_histogram_observe(metrics_family(M_HTTP_DURATION), seconds, pattern, NULL);
 }
 
 static void *
@@ -266,6 +324,8 @@ worker_main(void *arg)
 	struct pool *pool = arg;
 	const struct dispatch_conf *dc = pool->dc;
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
+	const char *pattern;
+	double started;
 	struct req r;
 	sigset_t block;
 
@@ -273,6 +333,9 @@ worker_main(void *arg)
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
 
 	memset(&r, 0, sizeof(r));
@@ -291,8 +354,10 @@ worker_main(void *arg)
 		r.app = dc->app;
 		set_path(&r);
 		set_request_id(&r, &seed);
-		log_set_ctx(r.id);
-		route(&r, dc);
+		log_set_fields("request_id", r.id, NULL);
+		started = metrics_now();
+		pattern = route(&r, dc);
+		count_request(&r, pattern, metrics_now() - started);
 		log_debug("%s %s -> %d", r.method, r.path, r.status);
 		log_set_ctx(NULL);
 		free(r.body);

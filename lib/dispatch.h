@@ -1,8 +1,9 @@
 /*
  * dispatch: the FastCGI front of every mailpipe HTTP app.  A pool of threads accepts
  * requests on one unix socket, reads and caps the body, finds the route
- * {method, path, handler} and calls it; every error leaves through reply_error() in
- * SendGrid's error shape:
+ * {method, path, handler} and calls it, counting each answer in the metrics
+ * (mailpipe_http_requests_total and _duration_seconds by route pattern); every error leaves
+ * through reply_error() in SendGrid's error shape:
  *
  *   {"errors":[{"message":"...","field":"personalizations.0.to"|null,"help":null}]}
  */
@@ -59,6 +60,9 @@ void reply_json(struct req *r, int status, json_t *body);
  * for an empty body).  A header holding CR or LF is never written: the answer becomes 500.
  */
 void reply_headers(struct req *r, int status, const char *const *headers, size_t n, json_t *body);
+
+/* Answers status with body (len bytes, copied) of the given Content-Type. */
+void reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
 
 /* Answers status with one error; field may be NULL. */
 void reply_error(struct req *r, int status, const char *field, const char *fmt, ...)

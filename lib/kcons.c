@@ -8,11 +8,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "kconf.h"
 #include "log.h"
+#include "metrics.h"
 
 struct kcons {
 	rd_kafka_t *rk;
+	char group[256]; /* the consumer lag's label */
 };
 
 static long
@@ -22,6 +26,65 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/*
+ * The lag of one partition of librdkafka's statistics: the end offset minus the stored
+ * offset (what is safely written), else minus the committed one; with neither, everything
+ * from the log's start is pending (a partition never consumed starts there).  -1 for a
+ * partition not assigned here, or when the offsets are not known yet.
+ */
+/* An integer field of librdkafka's statistics; -1 when absent. */
+static long long
+stat_int(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+static long long
+partition_lag(json_t *p)
+{
+	const char *state = json_string_value(json_object_get(p, "fetch_state"));
+	long long lag, hi = stat_int(p, "hi_offset"), lo = stat_int(p, "lo_offset");
+
+	if (stat_int(p, "partition") < 0 || state == NULL || strcmp(state, "none") == 0 ||
+	    strcmp(state, "stopping") == 0 || strcmp(state, "stopped") == 0)
+		return -1;
+	if ((lag = stat_int(p, "consumer_lag_stored")) >= 0 ||
+	    (lag = stat_int(p, "consumer_lag")) >= 0)
+		return lag;
+	if (stat_int(p, "committed_offset") < 0 && stat_int(p, "stored_offset") < 0 && hi >= 0 &&
+	    lo >= 0)
+		return hi - lo;
+	return -1;
+}
+
+/* librdkafka's statistics (served by kcons_poll()): the consumer lag per partition. */
+static int
+stats_cb(rd_kafka_t *rk, char *text, size_t len, void *opaque)
+{
+	struct kcons *kc = opaque;
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	void *ti, *pi;
+
+	(void)rk;
+	for (ti = json_object_iter(json_object_get(doc, "topics")); ti;
+	     ti = json_object_iter_next(json_object_get(doc, "topics"), ti)) {
+		json_t *parts = json_object_get(json_object_iter_value(ti), "partitions");
+
+		for (pi = json_object_iter(parts); pi; pi = json_object_iter_next(parts, pi)) {
+			long long lag = partition_lag(json_object_iter_value(pi));
+
+			if (lag >= 0)
+				metric_gauge_set(metrics_family(M_CONSUMER_LAG), (double)lag,
+						 kc->group, json_object_iter_key(ti),
+						 json_object_iter_key(pi), NULL);
+		}
+	}
+	json_decref(doc);
+	return 0; /* librdkafka frees text */
 }
 
 /*
@@ -66,12 +129,13 @@ kcons_new(const struct config *cf, const char *group, const char *const *topics,
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *subs = NULL;
 	rd_kafka_resp_err_t e;
-	char num[3][32], kerr[512];
+	char num[4][32], kerr[512];
 
 	if ((kc = calloc(1, sizeof(*kc))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	snprintf(kc->group, sizeof(kc->group), "%s", group);
 	if ((conf = kconf_new(cf, err, errlen)) == NULL)
 		goto fail;
 	snprintf(num[0], sizeof(num[0]), "%ld", cf->kafka_fetch_wait_max_ms);
@@ -87,6 +151,14 @@ kcons_new(const struct config *cf, const char *group, const char *const *topics,
 	    kconf_set(conf, "max.poll.interval.ms", num[2], err, errlen) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	if (cf->metrics_push_seconds > 0) {
+		/* the lag is looked at as often as it is pushed */
+		snprintf(num[3], sizeof(num[3]), "%ld", cf->metrics_push_seconds * 1000);
+		if (kconf_set(conf, "statistics.interval.ms", num[3], err, errlen) < 0)
+			goto fail;
+		rd_kafka_conf_set_stats_cb(conf, stats_cb);
+		rd_kafka_conf_set_opaque(conf, kc);
+	}
 	if ((kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr))) == NULL) {
 		snprintf(err, errlen, "cannot create kafka consumer: %s", kerr);
 		goto fail;

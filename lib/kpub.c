@@ -15,6 +15,7 @@
 
 #include "kconf.h"
 #include "log.h"
+#include "metrics.h"
 
 struct kpub {
 	rd_kafka_t *rk;
@@ -53,6 +54,8 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 	(void)rk;
 	(void)opaque;
+	metric_counter_add(metrics_family(m->err ? M_KAFKA_DELIVERY_FAILURES : M_EVENTS_PRODUCED),
+			   1, rd_kafka_topic_name(m->rkt), NULL);
 	if (w == NULL)
 		return;
 	pthread_mutex_lock(&w->mu);

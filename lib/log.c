@@ -5,16 +5,18 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-enum log_level log_min_level = LOG_INFO;
+_Atomic int log_min_level = LOG_INFO;
 
 static char log_prog[32] = "mailpipe";
-static _Thread_local char log_ctx[160];
+/* this thread's context fields, ready to append: " key=value key=value" */
+static _Thread_local char log_ctx[320];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -41,13 +43,19 @@ log_level_parse(const char *s, enum log_level *out)
 void
 log_set_level(enum log_level lvl)
 {
-	log_min_level = lvl;
+	atomic_store(&log_min_level, (int)lvl);
 }
 
-void
-log_set_ctx(const char *ctx)
+enum log_level
+log_get_level(void)
 {
-	snprintf(log_ctx, sizeof(log_ctx), "%s", ctx ? ctx : "");
+	return (enum log_level)atomic_load(&log_min_level);
+}
+
+const char *
+log_level_name(enum log_level lvl)
+{
+	return lvl <= LOG_ERROR ? level_names[lvl] : "?";
 }
 
 /* Appends s to buf as a logfmt quoted value, escaping '"', '\\' and control bytes. */
@@ -81,6 +89,72 @@ quote(char *buf, size_t cap, size_t n, const char *s)
 	return n;
 }
 
+/* A value logfmt readers take without quotes. */
+static int
+is_bare(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._:/@+-", *s) != NULL))
+			return 0;
+	return 1;
+}
+
+size_t
+log_format_value(char *buf, size_t cap, const char *value)
+{
+	size_t n;
+
+	if (cap == 0)
+		return 0;
+	if (is_bare(value)) {
+		n = strlen(value);
+		if (n >= cap)
+			n = cap - 1;
+		memcpy(buf, value, n);
+	} else {
+		n = quote(buf, cap - 1, 0, value);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+void
+log_set_fields(const char *key, ...)
+{
+	char val[256];
+	size_t n = 0;
+	va_list ap;
+
+	log_ctx[0] = '\0';
+	va_start(ap, key);
+	for (; key != NULL; key = va_arg(ap, const char *)) {
+		const char *v = va_arg(ap, const char *);
+		size_t klen = strlen(key), vlen;
+
+		if (v == NULL)
+			continue;
+		vlen = log_format_value(val, sizeof(val), v);
+		if (n + klen + vlen + 3 > sizeof(log_ctx))
+			break;
+		log_ctx[n++] = ' ';
+		memcpy(log_ctx + n, key, klen);
+		n += klen;
+		log_ctx[n++] = '=';
+		memcpy(log_ctx + n, val, vlen + 1);
+		n += vlen;
+	}
+	va_end(ap);
+}
+
+void
+log_set_ctx(const char *ctx)
+{
+	log_set_fields("ctx", ctx && *ctx ? ctx : NULL, NULL);
+}
+
 void
 log_msg(enum log_level lvl, int with_errno, const char *fmt, ...)
 {
@@ -91,7 +165,7 @@ log_msg(enum log_level lvl, int with_errno, const char *fmt, ...)
 	va_list ap;
 	size_t n;
 
-	if (lvl < log_min_level)
+	if ((int)lvl < atomic_load(&log_min_level))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -108,9 +182,14 @@ log_msg(enum log_level lvl, int with_errno, const char *fmt, ...)
 			      ".%03dZ level=%s prog=%s pid=%d msg=", (int)(tv.tv_usec / 1000),
 			      level_names[lvl], log_prog, (int)getpid());
 	n = quote(line, sizeof(line) - 2, n, msg);
-	if (log_ctx[0] && n + 8 < sizeof(line)) {
-		memcpy(line + n, " ctx=", 5);
-		n = quote(line, sizeof(line) - 2, n + 5, log_ctx);
+	if (log_ctx[0]) {
+		size_t clen = strlen(log_ctx);
+
+		/* whole fields or none: a cut value would not parse */
+		if (n + clen + 1 < sizeof(line)) {
+			memcpy(line + n, log_ctx, clen);
+			n += clen;
+		}
 	}
 	line[n++] = '\n';
 	/* One write(2) per line so concurrent threads never interleave inside a line. */

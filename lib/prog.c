@@ -8,6 +8,14 @@
 
 #include "log.h"
 
+static const char *config_path;
+
+const char *
+prog_config_path(void)
+{
+	return config_path;
+}
+
 int
 prog_start(int argc, char **argv, struct config *cf, int *status)
 {
@@ -29,6 +37,7 @@ prog_start(int argc, char **argv, struct config *cf, int *status)
 			return 0;
 		}
 	}
+	config_path = path;
 	if (config_load(cf, path, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		*status = 1;

@@ -16,4 +16,7 @@
 int prog_start(int argc, char **argv, struct config *cf, int *status)
     __attribute__((warn_unused_result));
 
+/* The -c path given to prog_start(), NULL without one ($MAILPIPE_CONFIG then applies). */
+const char *prog_config_path(void);
+
 #endif

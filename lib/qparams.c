@@ -66,6 +66,7 @@ qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
 		if (qp->n == QPARAMS_MAX) {
 			snprintf(err, errlen, "too many query parameters (at most %d)",
 				 QPARAMS_MAX);
+			qparams_release(qp);
 			return -1;
 		}
 		eq = memchr(s, '=', (size_t)(amp - s));
@@ -85,6 +86,7 @@ qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
 	return 0;
 bad:
 	snprintf(err, errlen, "invalid query string: bad percent-encoding");
+	qparams_release(qp);
 	return -1;
 }
 

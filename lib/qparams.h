@@ -25,7 +25,7 @@ struct qparams {
 
 /*
  * Splits and decodes qs.  -1 with err when it holds more than QPARAMS_MAX pairs, a bad
- * percent escape or a decoded NUL.
+ * percent escape or a decoded NUL; qp then holds nothing (releasing it is harmless).
  */
 int qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -32,6 +32,21 @@ static const struct mailpipectl_cmd cmds[] = {
     {"suppression", mailpipectl_suppression_cmd,
      "list [--reason R] [--limit N] | remove EMAIL [--database-url URL]\n"
      "\t\tlist suppressed addresses, or send to one again (PostgreSQL and Redis)"},
+    {"dlq", mailpipectl_dlq_cmd,
+     "list|show|replay|discard [ID...] [--topic T] [--reason R] [--since T] [--until T]\n"
+     "\t\tsee the dead letters, re-publish them to their source topic, or discard them"},
+    {"replay", mailpipectl_replay_cmd,
+     "--from TIME|earliest|P:OFFSET,... [--to TIME|latest] [--group NAME]\n"
+     "\t\tre-consume sendgrid.events into PostgreSQL (what is stored stays once)"},
+    {"retention", mailpipectl_retention_cmd,
+     "[--dry-run] [--days N] [--archive-dir DIR] [--database-url URL]\n"
+     "\t\tarchive, then drop, the partitions of 'events' older than retention.days"},
+    {"restore", mailpipectl_restore_cmd,
+     "ARCHIVE [--dry-run] [--database-url URL]\n"
+     "\t\tverify an archive of 'mailpipectl retention' and load its rows back"},
+    {"check-config", mailpipectl_check_config_cmd,
+     "[--config FILE] [--allow KEY]...\n"
+     "\t\trefuse settings unsafe in production (exit 1, one line per problem)"},
 };
 
 void

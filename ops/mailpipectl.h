@@ -33,6 +33,20 @@ int mailpipectl_config_table_cmd(int argc, char **argv);
 /* mailpipectl_apikey.c, mailpipectl_suppression.c */
 int mailpipectl_apikey_cmd(int argc, char **argv);
 int mailpipectl_suppression_cmd(int argc, char **argv);
+/* mailpipectl_dlq.c, mailpipectl_replay.c */
+int mailpipectl_dlq_cmd(int argc, char **argv);
+int mailpipectl_replay_cmd(int argc, char **argv);
+/* mailpipectl_retention.c, mailpipectl_restore.c, mailpipectl_checkconfig.c */
+int mailpipectl_retention_cmd(int argc, char **argv);
+int mailpipectl_restore_cmd(int argc, char **argv);
+int mailpipectl_check_config_cmd(int argc, char **argv);
+
+/*
+ * Parses an ISO 8601 time (YYYY-MM-DD[THH:MM[:SS[.frac]]][Z|+HH:MM], UTC when no zone)
+ * or, when relative_ok, a time ago (90s, 30m, 2h, 7d, 1w) into seconds since the epoch.
+ * Returns -1 when s is neither.
+ */
+int mailpipectl_parse_time(const char *s, int relative_ok, double *epoch) MAILPIPECTL_MUSTCHECK;
 
 /* A subcommand of a command group such as `apikey create`. */
 struct mailpipectl_sub {

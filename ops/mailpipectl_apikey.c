@@ -45,7 +45,8 @@ apikey_usage(FILE *out)
 	      "       mailpipectl apikey revoke ID|PREFIX [--database-url URL]\n"
 	      "  create: make a key and print it once, alone on stdout (its id and prefix go to\n"
 	      "    stderr); only its SHA-256 is stored. LIST is comma-separated from mail.send,\n"
-	      "    stats.read, suppressions.read, suppressions.write and all (every scope)\n"
+	      "    stats.read, suppressions.read, suppressions.write, metrics.read and all (every\n"
+	      "    scope)\n"
 	      "  list: every key (id, name, prefix, scopes, created_at, revoked_at)\n"
 	      "  revoke: by id, or by prefix (mp_xxxxxxxx); ingest stops accepting the key\n"
 	      "    within auth.refresh_seconds\n",
@@ -122,7 +123,7 @@ normalize_scopes(const char *list, char *out, size_t outlen, char *err, size_t e
 		if (!apikey_scope_known(tok)) {
 			snprintf(err, errlen,
 				 "unknown scope '%s': expected mail.send, stats.read, "
-				 "suppressions.read, suppressions.write or all",
+				 "suppressions.read, suppressions.write, metrics.read or all",
 				 tok);
 			goto out;
 		}

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "qparams.h"
 #include "prog.h"
+#include "reload.h"
 #include "sendgrid-sim.h"
 #include "sgerr.h"
 #include "shutdown.h"
@@ -158,6 +159,9 @@ main(int argc, char **argv)
 	}
 	curl_ready = 1;
 	shutdown_install();
+	/* SIGHUP applies log.level only: the poster reads the sim.* numbers unguarded */
+	struct reload_conf rl = {.cf = &cf};
+	reload_install(&rl);
 	s.faults = sim_faults_new();
 	s.queue = sim_queue_new(SIM_QUEUE_MAX);
 	s.msgs = sim_msgs_new();
@@ -178,12 +182,17 @@ main(int argc, char **argv)
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &s,
 	};
+	if (reload_start(err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		goto out;
 	}
 	rc = 0;
 out:
+	reload_stop();
 	sim_poster_stop(s.poster, LAST_FLUSH_MS);
 	sim_msgs_destroy(s.msgs);
 	sim_queue_destroy(s.queue);

@@ -21,7 +21,10 @@
 #include "kcons.h"
 #include "kpub.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_push.h"
 #include "prog.h"
+#include "reload.h"
 #include "sender.h"
 #include "shutdown.h"
 
@@ -105,17 +108,20 @@ fail:
 	return -1;
 }
 
+/* The log fields of the lines about one record (m: NULL for a retry off the schedule). */
 static void
-set_ctx(const char *id, int32_t partition, int64_t offset)
+set_ctx(const char *id, const rd_kafka_message_t *m)
 {
-	char ctx[128];
+	char part[16], off[24];
 
-	if (partition >= 0)
-		snprintf(ctx, sizeof(ctx), "message_id=%s partition=%d offset=%lld", id,
-			 (int)partition, (long long)offset);
-	else
-		snprintf(ctx, sizeof(ctx), "message_id=%s retry", id);
-	log_set_ctx(ctx);
+	if (m == NULL) {
+		log_set_fields("message_id", id, "retry", "1", NULL);
+		return;
+	}
+	snprintf(part, sizeof(part), "%d", (int)m->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+	log_set_fields("topic", rd_kafka_topic_name(m->rkt), "partition", part, "offset", off,
+		       "message_id", id, NULL);
 }
 
 /* Pauses before trying again; 1 if shutdown came meanwhile. */
@@ -125,7 +131,10 @@ pause_after(struct sender *s, const char *what, const char *err)
 	long pause = backoff_next(&s->bo);
 
 	log_warnx("%s, retrying in %ld ms: %s", what, pause, err);
-	return shutdown_sleep(pause);
+	if (shutdown_sleep(pause))
+		return 1;
+	reload_poll(); /* a mail waiting for PostgreSQL or Redis still takes reloads */
+	return 0;
 }
 
 /* A record that is no message: DLQ record, then dead_letters row.  -1 on shutdown. */
@@ -171,7 +180,7 @@ handle_record(struct sender *s, rd_kafka_message_t *m)
 	char why[640], err[512];
 	int rc = -1;
 
-	log_set_ctx(NULL);
+	set_ctx(NULL, m);
 	if (record_parse(m, &r, why, sizeof(why)) < 0) {
 		if (dead_letter(s, m, why) < 0)
 			return -1;
@@ -186,7 +195,7 @@ handle_record(struct sender *s, rd_kafka_message_t *m)
 	    .partition = m->partition,
 	    .offset = m->offset,
 	};
-	set_ctx(j.id, m->partition, m->offset);
+	set_ctx(j.id, m);
 	for (;;) {
 		enum sender_job_result res = sender_job_run(s, &j, err, sizeof(err));
 
@@ -219,7 +228,7 @@ handle_retry(struct sender *s, const char *id)
 	struct sender_job j = {.id = id, .partition = -1, .offset = -1};
 	char err[512];
 
-	set_ctx(id, -1, -1);
+	set_ctx(id, NULL);
 	for (;;) {
 		enum sender_job_result res = sender_job_run(s, &j, err, sizeof(err));
 
@@ -334,12 +343,75 @@ report(struct sender *s, struct sender_totals *last)
 	*last = *t;
 }
 
+/* Adds the outcomes since *counted to the metrics; the retry queue's depth once a second. */
+static void
+count_outcomes(struct sender *s, struct sender_totals *counted, time_t *next_depth)
+{
+	const struct sender_totals *t = &s->total;
+	struct metric_family *f = metrics_family(M_SENDER_ATTEMPTS);
+	const struct {
+		unsigned long long now, before;
+		const char *outcome;
+	} o[] = {
+	    {t->sent, counted->sent, "sent"},
+	    {t->retried, counted->retried, "retry"},
+	    {t->failed, counted->failed, "failed"},
+	    {t->suppressed, counted->suppressed, "suppressed"},
+	    {t->ambiguous, counted->ambiguous, "ambiguous"},
+	};
+	long long depth;
+
+	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+		if (o[i].now != o[i].before)
+			metric_counter_add(f, (double)(o[i].now - o[i].before), o[i].outcome, NULL);
+	*counted = *t;
+	if (time(NULL) < *next_depth)
+		return;
+	*next_depth = time(NULL) + 1;
+	if ((depth = sender_state_depth(s->rs)) >= 0)
+		metric_gauge_set(metrics_family(M_SENDER_RETRY_QUEUE_DEPTH), (double)depth, NULL);
+}
+
+/* what SIGHUP applies besides log.level (reload.h); read per use by the main loop */
+static const char *const live_keys[] = {
+    "sender.rate_per_second",   "sender.max_attempts",
+    "sender.max_age_seconds",   "sender.retry_base_ms",
+    "sender.retry_max_ms",      "sender.ambiguous_grace_seconds",
+    "sender.reconcile_seconds", NULL};
+
+/*
+ * A cut-off attempt is resent only after its grace: never while the call could still be
+ * running (in another sender, say), so the grace is at least the call's time-out.
+ */
+static void
+set_grace(struct sender *s)
+{
+	s->grace_ms = s->cf->sender_ambiguous_grace_seconds * 1000;
+	if (s->grace_ms < s->cf->sendgrid_timeout_ms + 1000) {
+		s->grace_ms = s->cf->sendgrid_timeout_ms + 1000;
+		log_warnx("'sender.ambiguous_grace_seconds' is shorter than 'sendgrid.timeout_ms': "
+			  "using %ld ms",
+			  s->grace_ms);
+	}
+}
+
+/* After a reload: the settings the sender keeps in a form of its own. */
+static void
+reloaded(void *arg)
+{
+	struct sender *s = arg;
+	long per_second = s->cf->sender_rate_per_second;
+
+	s->rate.per_ms = per_second > 0 ? (double)per_second / 1000.0 : 0.0;
+	set_grace(s);
+}
+
 static int
 run(struct sender *s)
 {
 	rd_kafka_message_t *msgs[BATCH_MAX];
-	struct sender_totals last = {0};
-	time_t next_report = time(NULL) + REPORT_EVERY_S, next_reconcile = 0;
+	struct sender_totals last = {0}, counted = {0};
+	time_t next_report = time(NULL) + REPORT_EVERY_S, next_reconcile = 0, next_depth = 0;
 	long long next_pg_poll = 0;
 	char err[512];
 	int rc = 0;
@@ -348,10 +420,12 @@ run(struct sender *s)
 		time_t now = time(NULL);
 		ssize_t n;
 
+		reload_poll();
 		if (now >= next_report) {
 			report(s, &last);
 			next_report = now + REPORT_EVERY_S;
 		}
+		count_outcomes(s, &counted, &next_depth);
 		if (sender_state_came_back(s->rs) || now >= next_reconcile) {
 			reconcile(s);
 			next_reconcile = time(NULL) + s->cf->sender_reconcile_seconds;
@@ -392,6 +466,12 @@ main(int argc, char **argv)
 	if (!prog_start(argc, argv, &cf, &rc))
 		goto out;
 	shutdown_install();
+	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &s};
+	reload_install(&rl);
+	if (metrics_push_start(&cf, "sender", err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_errx("cannot initialise libcurl");
 		goto out;
@@ -401,17 +481,7 @@ main(int argc, char **argv)
 		log_errx("%s", err);
 		goto out;
 	}
-	/*
-	 * A cut-off attempt is resent only after its grace: never while the call could still
-	 * be running (in another sender, say), so the grace is at least the call's time-out.
-	 */
-	s.grace_ms = cf.sender_ambiguous_grace_seconds * 1000;
-	if (s.grace_ms < cf.sendgrid_timeout_ms + 1000) {
-		s.grace_ms = cf.sendgrid_timeout_ms + 1000;
-		log_warnx("'sender.ambiguous_grace_seconds' is shorter than 'sendgrid.timeout_ms': "
-			  "using %ld ms",
-			  s.grace_ms);
-	}
+	set_grace(&s);
 	sender_rate_init(&s.rate, cf.sender_rate_per_second);
 	backoff_init(&s.bo, 200, 10000);
 	s.seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
@@ -437,6 +507,7 @@ main(int argc, char **argv)
 		 cf.kafka_mail_dlq_topic);
 	rc = run(&s) < 0 ? 1 : 0;
 out:
+	metrics_push_stop();
 	kcons_destroy(s.kc); /* commits the stored offsets, leaves the group */
 	kpub_destroy(s.kp, 5000);
 	sender_http_destroy(s.http);

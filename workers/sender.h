@@ -99,6 +99,8 @@ int sender_state_get(struct sender_state *rs, const char *id, struct sender_msta
 /* Writes the state hash (sg_id may be NULL).  -1 Redis unavailable. */
 int sender_state_set(struct sender_state *rs, const char *id, const char *state, long attempts,
 		     long long since_ms, const char *sg_id);
+/* ZCARD of the retry schedule: how many mails wait on it; -1 Redis unavailable. */
+long long sender_state_depth(struct sender_state *rs);
 /* ZADD the retry schedule.  -1 Redis unavailable. */
 int sender_state_schedule(struct sender_state *rs, const char *id, long long due_ms);
 /* Up to max ids due at now_ms, earliest first.  -1 Redis unavailable. */

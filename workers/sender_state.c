@@ -209,6 +209,24 @@ sender_state_set(struct sender_state *rs, const char *id, const char *state, lon
 	return pipeline_end(rs, failed, bad);
 }
 
+long long
+sender_state_depth(struct sender_state *rs)
+{
+	const char *argv[] = {"ZCARD", rs->retry_key};
+	redisReply *r;
+	long long n;
+
+	if ((r = command(rs, 2, argv, NULL)) == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_INTEGER) {
+		unexpected(rs, r, "ZCARD");
+		return -1;
+	}
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
 int
 sender_state_schedule(struct sender_state *rs, const char *id, long long due_ms)
 {

@@ -21,8 +21,11 @@
 #include "idem.h"
 #include "kcons.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_push.h"
 #include "prog.h"
 #include "rconn.h"
+#include "reload.h"
 #include "shutdown.h"
 #include "sink.h"
 
@@ -177,6 +180,94 @@ mirror_suppressions(struct sink *s)
 	s->total.suppressed += n;
 }
 
+/* The metrics of a committed batch: nev events written (or found), known skipped by marker. */
+static void
+count_batch(struct sink *s, size_t nev, size_t ndead, size_t known, const struct store_result *res)
+{
+	static const char *const names[] = {"processed",
+					    "dropped",
+					    "delivered",
+					    "deferred",
+					    "bounce",
+					    "open",
+					    "click",
+					    "spamreport",
+					    "unsubscribe",
+					    "group_unsubscribe",
+					    "group_resubscribe"};
+	struct timespec ts;
+	double now_ms;
+
+	metric_counter_add(metrics_family(M_SINK_BATCHES), 1, "committed", NULL);
+	for (size_t i = 0; i < store_fresh_count(s->st); i++) {
+		long rows;
+		const char *ev = store_fresh_event(s->st, i, &rows), *label = "other";
+
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (strcmp(ev, names[k]) == 0)
+				label = names[k];
+		metric_counter_add(metrics_family(M_SINK_ROWS_WRITTEN), (double)rows, label, NULL);
+	}
+	metric_counter_add(metrics_family(M_SINK_DUPLICATES), (double)(res->duplicates + known),
+			   NULL);
+	for (size_t i = 0; i < ndead; i++)
+		metric_counter_add(metrics_family(M_DEAD_LETTERS), 1, s->dead[i].topic, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
+	for (size_t i = 0; i < nev; i++)
+		if (s->ev[i].received_ms > 0)
+			metric_histogram_observe(metrics_family(M_WEBHOOK_TO_ROW),
+						 (now_ms - (double)s->ev[i].received_ms) / 1000,
+						 NULL);
+}
+
+/*
+ * Keeps in s->ids only the events the database took: store_write() appended the ones it
+ * refused to s->dead[from..to).  A marker means "the row exists"; one on a refused event
+ * would make the sink skip it when it is replayed after a fix.  Returns how many are left.
+ */
+static size_t
+drop_refused(struct sink *s, size_t nev, size_t from, size_t to)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < nev; i++) {
+		int refused = 0;
+
+		for (size_t d = from; d < to && !refused; d++)
+			refused = s->dead[d].partition == s->ev[i].partition &&
+				  s->dead[d].offset == s->ev[i].offset;
+		if (!refused)
+			s->ids[kept++] = s->ids[i];
+	}
+	return kept;
+}
+
+/*
+ * Logs each dead letter of the committed batch with its Kafka coordinates (and the event
+ * id of an event the database refused) as log fields.
+ */
+static void
+log_dead(const struct sink *s, size_t nev, size_t ndead)
+{
+	for (size_t d = 0; d < ndead; d++) {
+		const struct sink_dead *dl = &s->dead[d];
+		const char *id = NULL;
+		char part[16], off[24];
+
+		for (size_t i = 0; i < nev && id == NULL; i++)
+			if (s->ev[i].partition == dl->partition && s->ev[i].offset == dl->offset &&
+			    strcmp(s->ev[i].topic, dl->topic) == 0)
+				id = s->ev[i].sg_event_id;
+		snprintf(part, sizeof(part), "%d", (int)dl->partition);
+		snprintf(off, sizeof(off), "%lld", (long long)dl->offset);
+		log_set_fields("topic", dl->topic, "partition", part, "offset", off, "sg_event_id",
+			       id, NULL);
+		log_warnx("record dead-lettered: %s", dl->error);
+	}
+	log_set_ctx(NULL);
+}
+
 /* Writes one batch, retrying until it is in or shutdown is requested; -1 on shutdown. */
 static int
 write_batch(struct sink *s, size_t n)
@@ -186,26 +277,33 @@ write_batch(struct sink *s, size_t n)
 	char err[512];
 	int rc = -1;
 
+	size_t known = nev;
+
 	nev = skip_known(s, nev);
+	known -= nev;
 	for (;;) {
 		ndead = ndead_before;
 		if (store_write(s->st, s->ev, nev, s->dead, &ndead, n, &res, err, sizeof(err)) == 0)
 			break;
+		metric_counter_add(metrics_family(M_SINK_BATCHES), 1, "failed", NULL);
 		long pause = backoff_next(&s->bo);
 		log_warnx("batch of %zu not written, retrying in %ld ms: %s", n, pause, err);
 		if (shutdown_sleep(pause))
 			goto out;
+		reload_poll();
 	}
 	backoff_reset(&s->bo);
 	/* Committed: now the fast path and the offsets may move. */
-	if (idem_mark(s->idem, s->ids, nev) < 0)
+	if (idem_mark(s->idem, s->ids, drop_refused(s, nev, ndead_before, ndead)) < 0)
 		log_debug("markers not set: redis unavailable");
 	mirror_suppressions(s);
 	kcons_store(s->kc, s->msgs, n);
+	count_batch(s, nev, ndead, known, &res);
 	s->total.batches++;
 	s->total.inserted += res.inserted;
 	s->total.duplicates += res.duplicates;
 	s->total.dead += ndead;
+	log_dead(s, nev, ndead);
 	log_debug("batch written records=%zu inserted=%zu duplicates=%zu dead=%zu", n, res.inserted,
 		  res.duplicates, ndead);
 	rc = 0;
@@ -224,6 +322,9 @@ maintain(struct sink *s)
 		log_warnx("partition maintenance failed (will retry): %s", err);
 }
 
+/* what SIGHUP applies besides log.level (reload.h); read per use by the loop */
+static const char *const live_keys[] = {"sink.batch_ms", NULL};
+
 static int
 run(struct sink *s)
 {
@@ -236,6 +337,7 @@ run(struct sink *s)
 		ssize_t n;
 		time_t now = time(NULL);
 
+		reload_poll();
 		if (now >= next_maintain) {
 			maintain(s);
 			next_maintain = now + MAINTAIN_EVERY_S;
@@ -277,6 +379,12 @@ main(int argc, char **argv)
 	if (!prog_start(argc, argv, &cf, &rc))
 		goto out;
 	shutdown_install();
+	struct reload_conf rl = {.cf = &cf, .live = live_keys};
+	reload_install(&rl);
+	if (metrics_push_start(&cf, "sink", err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
 	size_t max = (size_t)cf.sink_batch_max;
 	s.msgs = calloc(max, sizeof(*s.msgs));
 	s.docs = calloc(max, sizeof(*s.docs));
@@ -310,6 +418,7 @@ main(int argc, char **argv)
 	log_info("consuming %s and %s as group %s", topics[0], topics[1], cf.kafka_sink_group);
 	rc = run(&s) < 0 ? 1 : 0;
 out:
+	metrics_push_stop();
 	kcons_destroy(s.kc);
 	store_destroy(s.st);
 	idem_destroy(s.idem);

@@ -52,6 +52,13 @@ int store_write(struct store *st, const struct sink_event *ev, size_t nev, struc
 		size_t *ndead, size_t dead_cap, struct store_result *res, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * Rows the last committed batch inserted, per event name: store_fresh_count() names, each
+ * with its rows (the name is borrowed until the next write).
+ */
+size_t store_fresh_count(const struct store *st);
+const char *store_fresh_event(const struct store *st, size_t i, long *rows);
+
 /* Addresses the last committed batch added to suppressions (borrowed until the next write). */
 size_t store_suppressed_count(const struct store *st);
 const char *store_suppressed_email(const struct store *st, size_t i);

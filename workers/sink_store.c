@@ -11,7 +11,7 @@
  * a dead letter with PostgreSQL's reason: the partition keeps moving.
  *
  * The INSERT also copies the rows it wrote into the temporary table sink_fresh, and the
- * daily rollups (stats_daily, stats_unique) are counted from there once per batch, so a
+ * rollups (stats_daily, stats_unique, stats_minute) are counted from there once per batch, so a
  * replayed event never counts twice.
  */
 #include <stdio.h>
@@ -26,6 +26,7 @@ struct store {
 	char *url;
 	PGconn *conn;
 	PGresult *suppressed; /* emails the last committed batch suppressed */
+	PGresult *fresh;      /* event, rows: what the last committed batch inserted */
 };
 
 static const char stage_sql[] =
@@ -136,6 +137,20 @@ static const char rollup_sql[] =
     "   unsubscribes = d.unsubscribes + EXCLUDED.unsubscribes";
 
 /*
+ * Adds the events in sink_fresh to the per-minute counts (sql/011_stats_minute.sql): UTC
+ * minute of event_time, SendGrid's event name or 'other'.  Key order, as rollup_sql.
+ */
+static const char minute_sql[] =
+    "INSERT INTO stats_minute AS s (minute, event, count)"
+    " SELECT date_trunc('minute', f.event_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',"
+    "   CASE WHEN f.event IN ('processed', 'dropped', 'delivered', 'deferred', 'bounce',"
+    "       'open', 'click', 'spamreport', 'unsubscribe', 'group_unsubscribe',"
+    "       'group_resubscribe') THEN f.event ELSE 'other' END,"
+    "   count(*)"
+    " FROM sink_fresh f GROUP BY 1, 2 ORDER BY 1, 2"
+    " ON CONFLICT (minute, event) DO UPDATE SET count = s.count + EXCLUDED.count";
+
+/*
  * Moves each message the staged events belong to (by our message id, else by SendGrid's
  * X-Message-Id) to the highest-ranked status among them, never backwards.  Replaying
  * events changes nothing: the result only depends on the set of events.
@@ -171,6 +186,23 @@ static const char suppress_sql[] =
     "   OR (s.raw->>'event' = 'bounce' AND coalesce(s.raw->>'type', 'bounce') = 'bounce'))"
     " ORDER BY lower(s.raw->>'email'), s.event_us"
     " ON CONFLICT (email) DO NOTHING RETURNING email";
+
+/*
+ * Blocks (bounce events of type 'blocked', sql/010_blocks.sql) do not suppress: the latest
+ * block of each address (lower-cased) is kept for GET /v3/suppression/blocks, by event
+ * time, so a late or replayed older block never replaces a newer one.  Only events new in
+ * this batch (sink_fresh) count: replays change nothing, even after a DELETE.
+ */
+static const char blocks_sql[] =
+    "INSERT INTO blocks AS b (email, reason, status, source_event, created_at)"
+    " SELECT DISTINCT ON (lower(f.email)) lower(f.email), f.reason, s.raw->>'status',"
+    "        f.sg_event_id, f.event_time"
+    " FROM sink_fresh f JOIN sink_stage s USING (sg_event_id)"
+    " WHERE f.event = 'bounce' AND f.type = 'blocked' AND f.email <> ''"
+    " ORDER BY lower(f.email), f.event_time DESC, f.sg_event_id DESC"
+    " ON CONFLICT (email) DO UPDATE SET reason = EXCLUDED.reason, status = EXCLUDED.status,"
+    "   source_event = EXCLUDED.source_event, created_at = EXCLUDED.created_at"
+    " WHERE (b.created_at, b.source_event) < (EXCLUDED.created_at, EXCLUDED.source_event)";
 
 static const char dead_sql[] =
     "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)"
@@ -254,6 +286,7 @@ store_destroy(struct store *st)
 	if (st->conn)
 		PQfinish(st->conn);
 	PQclear(st->suppressed);
+	PQclear(st->fresh);
 	free(st->url);
 	free(st);
 }
@@ -416,7 +449,10 @@ follow_events(struct store *st, char *err, size_t errlen)
 	PGresult *res;
 
 	if (exec_ok(st->conn, rollup_sql, err, errlen) < 0 ||
+	    exec_ok(st->conn, minute_sql, err, errlen) < 0 ||
 	    exec_ok(st->conn, status_sql, err, errlen) < 0)
+		return -1;
+	if (exec_ok(st->conn, blocks_sql, err, errlen) < 0)
 		return -1;
 	res = PQexec(st->conn, suppress_sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -427,6 +463,35 @@ follow_events(struct store *st, char *err, size_t errlen)
 	PQclear(st->suppressed);
 	st->suppressed = res;
 	return 0;
+}
+
+/* The rows this transaction inserted per event name (for the metrics), before COMMIT. */
+static int
+count_fresh(struct store *st, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(st->conn, "SELECT event, count(*) FROM sink_fresh GROUP BY 1");
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pgconn_error(err, errlen, "cannot count the new rows", st->conn, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(st->fresh);
+	st->fresh = res;
+	return 0;
+}
+
+size_t
+store_fresh_count(const struct store *st)
+{
+	return st->fresh ? (size_t)PQntuples(st->fresh) : 0;
+}
+
+const char *
+store_fresh_event(const struct store *st, size_t i, long *rows)
+{
+	*rows = atol(PQgetvalue(st->fresh, (int)i, 1));
+	return PQgetvalue(st->fresh, (int)i, 0);
 }
 
 size_t
@@ -451,6 +516,8 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 	memset(res, 0, sizeof(*res));
 	PQclear(st->suppressed);
 	st->suppressed = NULL;
+	PQclear(st->fresh);
+	st->fresh = NULL;
 	if (ensure_conn(st, err, errlen) < 0)
 		return -1;
 	if (exec_ok(st->conn, "BEGIN", err, errlen) < 0)
@@ -473,7 +540,7 @@ store_write(struct store *st, const struct sink_event *ev, size_t nev, struct si
 		PQclear(r);
 		r = NULL;
 	}
-	if (nev > 0 && follow_events(st, err, errlen) < 0)
+	if (nev > 0 && (follow_events(st, err, errlen) < 0 || count_fresh(st, err, errlen) < 0))
 		goto fail;
 	for (size_t i = 0; i < *ndead; i++)
 		if (write_dead(st->conn, &dead[i], err, errlen) < 0)
@@ -485,6 +552,8 @@ fail:
 	PQclear(r);
 	PQclear(st->suppressed);
 	st->suppressed = NULL;
+	PQclear(st->fresh);
+	st->fresh = NULL;
 	*ndead = first_new_dead;
 	if (PQstatus(st->conn) == CONNECTION_OK) {
 		char ignored[128];

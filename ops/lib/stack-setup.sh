@@ -38,11 +38,11 @@ svc_ready() {
 	local pid age
 	pid=$(svc_pid "$1") || return 1
 	[ -n "${2:-}" ] && [ "$pid" = "$2" ] && return 1
-	case $1 in
+	case $(svc_kind "$1") in
 	postgres) pg_ready ;;
 	redis) redis_ready ;;
 	kafka) [ -s "$BOOTSTRAP" ] ;;
-	ingest) [ -S "$INGEST_SOCK" ] ;;
+	ingest) [ -S "$(ingest_sock "$1")" ] ;;
 	query) [ -S "$QUERY_SOCK" ] ;;
 	sendgrid-sim) [ -S "$SIM_SOCK" ] ;;
 	sink | sender)
@@ -119,7 +119,8 @@ make_layout() {
 	fi
 	local s
 	# unix socket paths are limited to 107 bytes
-	for s in "$INGEST_SOCK" "$QUERY_SOCK" "$SIM_SOCK" "$CONTROL" "$PG_DATA/.s.PGSQL.$PG_PORT"; do
+	for s in "$(ingest_sock "ingest-$INGEST_INSTANCES")" "$QUERY_SOCK" "$SIM_SOCK" "$CONTROL" \
+		"$PG_DATA/.s.PGSQL.$PG_PORT"; do
 		[ ${#s} -le 107 ] || die "unix socket path '$s' is too long (over 107 bytes): choose a shorter MAILPIPE_RUN_DIR"
 	done
 }

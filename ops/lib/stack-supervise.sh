@@ -24,6 +24,12 @@ render_nginx_conf() {
 		slog "invalid MAILPIPE_NGINX_WORKERS '$workers', MAILPIPE_NGINX_WEBHOOK_RATE '$rate' or MAILPIPE_NGINX_WEBHOOK_BURST '$burst'"
 		return 1
 	fi
+	# one server line per ingest instance (sed: \n starts a new line)
+	local svc ingest_servers=
+	while read -r svc; do
+		[ -z "$ingest_servers" ] || ingest_servers+='\n        '
+		ingest_servers+="server unix:$(ingest_sock "$svc") max_fails=0;"
+	done < <(instances ingest)
 	if [ -n "$AS_ROOT" ]; then
 		user_line='user www-data www-data;'
 	else
@@ -37,12 +43,20 @@ render_nginx_conf() {
 		-e "s|@WORKERS@|$(sed_escape "$workers")|g" \
 		-e "s|@WEBHOOK_RATE@|$(sed_escape "$rate")|g" \
 		-e "s|@WEBHOOK_BURST@|$(sed_escape "$burst")|g" \
+		-e "s|@INGEST_SERVERS@|$(printf '%s' "$ingest_servers" | sed -e 's/[&|]/\\&/g')|g" \
 		"$REPO/nginx/mailpipe.conf.in" >"$out.tmp" || return 1
 	if grep -q '@[A-Z_]*@' "$out.tmp"; then
 		slog "cannot render '$out': unknown placeholder $(grep -o '@[A-Z_]*@' "$out.tmp" | head -n 1)"
 		return 1
 	fi
 	mv -f "$out.tmp" "$out"
+	# the dashboard's files, copied where the nginx workers (www-data) can read them
+	# whoever owns the checkout; dot files and anything else stay behind
+	local dash=$RUN_DIR/nginx/dashboard
+	rm -rf "$dash.tmp" && mkdir -m 0755 "$dash.tmp" &&
+		install -m 0644 "$REPO"/nginx/dashboard/*.html "$REPO"/nginx/dashboard/*.js \
+			"$REPO"/nginx/dashboard/*.css "$dash.tmp/" &&
+		rm -rf "$dash" && mv "$dash.tmp" "$dash" || return 1
 }
 
 render_redis_conf() {
@@ -65,7 +79,7 @@ EOF
 
 # Before each start. Non-zero: do not start now (held, stopping, or not possible yet).
 svc_prestart() {
-	case $SVC in
+	case $(svc_kind "$SVC") in
 	kafka)
 		# a killed broker leaves these behind; their absence means "not ready"
 		rm -f "$BOOTSTRAP" "$CONTROL"
@@ -79,7 +93,7 @@ svc_prestart() {
 			said=1
 			sleep 0.2
 		done
-		[ "$SVC" = ingest ] && rm -f "$INGEST_SOCK"
+		[ "$(svc_kind "$SVC")" = ingest ] && rm -f "$(ingest_sock "$SVC")"
 		;;
 	query) rm -f "$QUERY_SOCK" ;;
 	sendgrid-sim) rm -f "$SIM_SOCK" ;;
@@ -104,7 +118,7 @@ cmd_shown() {
 # Sets CMD, the command line of SVC; evaluated again at every (re)start.
 svc_command() {
 	local pub=
-	case $SVC in
+	case $(svc_kind "$SVC") in
 	postgres)
 		CMD=("${AS_PG[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -p "$PG_PORT"
 			-c listen_addresses=127.0.0.1 -c "unix_socket_directories=$PG_DATA"
@@ -114,7 +128,7 @@ svc_command() {
 	kafka) CMD=("$BIN_DIR/kafka-dev" --bootstrap-file "$BOOTSTRAP" --control "$CONTROL") ;;
 	ingest)
 		[ ! -s "$WEBHOOK_PUB" ] || read -r pub <"$WEBHOOK_PUB" || true # no newline at its end
-		CMD=(env "MAILPIPE_INGEST_SOCKET=$INGEST_SOCK"
+		CMD=(env "MAILPIPE_INGEST_SOCKET=$(ingest_sock "$SVC")"
 			"MAILPIPE_KAFKA_BROKERS=$(brokers)"
 			"MAILPIPE_WEBHOOK_PUBLIC_KEY=$pub"
 			"MAILPIPE_DATABASE_URL=$READER_DB_URL"
@@ -123,6 +137,7 @@ svc_command() {
 		;;
 	query)
 		CMD=(env "MAILPIPE_QUERY_SOCKET=$QUERY_SOCK"
+			"MAILPIPE_KAFKA_BROKERS=$(brokers)"
 			"MAILPIPE_DATABASE_URL=$READER_DB_URL"
 			"MAILPIPE_REDIS_URL=$REDIS_URL"
 			"$BIN_DIR/query")
@@ -155,10 +170,17 @@ svc_command() {
 			-e "$LOG_DIR/nginx.log")
 		;;
 	esac
+	# the optional settings file of this run: the programs take it with -c, and re-read
+	# it on SIGHUP (ops/stack reload SVC); the variables above still win
+	case $(svc_kind "$SVC") in
+	ingest | query | sink | sender)
+		[ ! -f "$RUN_DIR/mailpipe.conf" ] || CMD+=(-c "$RUN_DIR/mailpipe.conf")
+		;;
+	esac
 }
 
 # kafka only: once the new broker wrote its bootstrap list, restart the KAFKA_CLIENTS
-# (ingest, sink, sender) that run with an older list, and rewrite stack.env.
+# (ingest, sink, sender, query, every instance of each) that run with an older list, and rewrite stack.env.
 #
 # The old brokers are gone with all their data, so there is nothing to close cleanly:
 # SIGTERM, then SIGKILL after 3 s (a consumer whose coordinator vanished can take

@@ -24,10 +24,14 @@ FILE_ORDER = ("test_signature.py", "test_shapes.py", "test_invalid_events.py",
               "test_mail_send.py", "test_mail_validation.py", "test_mail_idempotency.py",
               "test_mail_retries.py", "test_mail_suppression.py", "test_mail_crash.py",
               "test_failures.py")
+# after everything else: retention archives and drops old rows of every test
+FILE_LAST = ("test_retention.py",)
 
 def pytest_collection_modifyitems(session, config, items):
     def rank(item):
         name = item.path.name
+        if name in FILE_LAST:
+            return len(FILE_ORDER) + 1 + FILE_LAST.index(name)
         return FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER)
     items.sort(key=rank)  # stable: keeps the order inside each file
 

@@ -341,7 +341,7 @@ def test_health(mp):
     assert r.status_code == 200
     r = wait_ready(mp)
     assert r.headers.get("Content-Type", "").startswith("application/json")
-    assert r.json() == {"postgres": "ok", "redis": "ok"}
+    assert r.json() == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
 
 
 def test_readyz_without_postgres(mp, key, make_event, tag):
@@ -352,7 +352,7 @@ def test_readyz_without_postgres(mp, key, make_event, tag):
             x = mp.request("GET", "/readyz", timeout=15)
             return [x] if x.status_code == 503 else None   # a 5xx Response is falsy
         r = mpl.wait_until(down, timeout=30, desc="/readyz to answer 503 without postgres")[0]
-        assert r.json() == {"postgres": "unavailable", "redis": "ok"}
+        assert r.json() == {"postgres": "unavailable", "redis": "ok", "kafka": "ok"}
         r = get(mp, "/v3/stats", key, {"start_date": "2015-11-03", "end_date": "2015-11-03"})
         mpl.assert_json_error(r, 503)
     finally:
@@ -365,6 +365,22 @@ def test_readyz_without_postgres(mp, key, make_event, tag):
     mpl.wait_until(lambda: mp.count_events(tag)[0] == 1, timeout=60,
                    desc="the sink to write again after postgres came back")
     mp.wait_sink_idle()
+
+
+def test_readyz_without_kafka(mp):
+    """All brokers down: /readyz says which dependency is missing, and recovers."""
+    wait_ready(mp)
+    try:
+        mp.kafka_ctl("down")
+        def down():
+            x = mp.request("GET", "/readyz", timeout=15)
+            return [x] if x.status_code == 503 else None
+        r = mpl.wait_until(down, timeout=30, desc="/readyz to answer 503 without kafka")[0]
+        assert r.json() == {"postgres": "ok", "redis": "ok", "kafka": "unavailable"}
+        assert mp.logs_containing("readyz: kafka:"), "the cause is logged"
+    finally:
+        mp.kafka_ctl("up")
+    wait_ready(mp)
 
 
 def test_bad_query_string(mp, key):

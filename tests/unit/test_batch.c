@@ -165,6 +165,13 @@ run_invalid(const char *dir, const char *name)
 			  want_field ? want_field : "");
 		ok = 0;
 	}
+	/* the error goes into a JSON answer: it must be UTF-8 (make fuzz found one that was not) */
+	json_t *text = json_string(err);
+	if (text == NULL) {
+		unit_diag("error \"%s\" is not valid UTF-8", err);
+		ok = 0;
+	}
+	json_decref(text);
 	if (b.root != NULL || b.items != NULL || b.n != 0) {
 		unit_diag("a failed batch_parse() left the batch holding memory");
 		ok = 0;

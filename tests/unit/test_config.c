@@ -50,6 +50,7 @@ static const char *const keys[] = {
     "ingest.deadline_ms",
     "ingest.max_body_bytes",
     "query.socket",
+    "query.socket_mode",
     "query.threads",
     "query.statement_timeout_ms",
     "webhook.verify",
@@ -59,6 +60,7 @@ static const char *const keys[] = {
     "redis.url",
     "redis.prefix",
     "redis.marker_ttl_seconds",
+    "metrics.push_seconds",
     "auth.refresh_seconds",
     "mail.idempotency_ttl_seconds",
     "sendgrid.api_url",
@@ -85,6 +87,8 @@ static const char *const keys[] = {
     "sink.batch_max",
     "sink.batch_ms",
     "sink.retry_max_ms",
+    "retention.days",
+    "archive.dir",
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -44,6 +44,8 @@ STACK_ENV = {
     "MAILPIPE_SENDER_RETRY_MAX_MS": "2000",
     "MAILPIPE_SENDGRID_TIMEOUT_MS": "3000",
     "MAILPIPE_SENDER_AMBIGUOUS_GRACE_SECONDS": "12",
+    # GET /metrics: pushes every second, so a killed process is stale after 3 s
+    "MAILPIPE_METRICS_PUSH_SECONDS": "1",
 }
 INGEST_DEADLINE_S = int(STACK_ENV["MAILPIPE_INGEST_DEADLINE_MS"]) / 1000
 
@@ -579,6 +581,7 @@ class Stack:
         env = dict(self.env)
         env["MAILPIPE_DATABASE_URL"] = self.vars["DATABASE_URL"]
         env["MAILPIPE_REDIS_URL"] = self.vars["REDIS_URL"]
+        env["MAILPIPE_KAFKA_BROKERS"] = self.vars["KAFKA_BROKERS"]
         cmd = [os.path.join(bin_dir, "mailpipectl")] + list(args)
         proc = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, errors="replace",
