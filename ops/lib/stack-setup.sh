@@ -96,6 +96,8 @@ make_layout() {
 	done
 	mkdir -p "$RUN_DIR/keys"
 	chmod 700 "$RUN_DIR/keys"
+	# tls/key.pem is 0600; the directory is not listable either (cert.pem is read by path)
+	chmod 711 "$RUN_DIR/tls"
 	mkdir -p "$RUN_DIR/sock"
 	if [ -n "$AS_ROOT" ]; then
 		# see nginx/mailpipe.conf.in: the socket inherits group www-data
