@@ -76,6 +76,10 @@ main(int argc, char **argv)
 		log_errx("invalid redis.url: %s", err);
 		goto out;
 	}
+	if ((in.idemdb = idemdb_new(cf.database_url)) == NULL) {
+		log_errx("out of memory");
+		goto out;
+	}
 	/* Loads now if it can; a database that is away only delays mail sends (503). */
 	if ((in.keys = apikeys_new(cf.database_url, cf.auth_refresh_seconds, err, sizeof(err))) ==
 	    NULL) {
@@ -117,6 +121,7 @@ out:
 	kpub_destroy(in.kp, 5000);
 	apikeys_destroy(in.keys);
 	rconn_destroy(in.redis);
+	idemdb_destroy(in.idemdb);
 	sig_key_destroy(in.key);
 	config_release(&cf);
 	log_info("exiting with status %d", rc);

@@ -5,7 +5,10 @@
  * 1. Authenticate one of mailpipe's API keys with scope mail.send (401 / 403).
  * 2. Parse and validate the body as SendGrid does, every problem listed (415 for invalid
  *    UTF-8, 400 otherwise).  Sandbox mode: validated, answered 200, nothing sent.
- * 3. Honour Idempotency-Key: the same key and body get the first answer again.
+ * 3. Honour Idempotency-Key: the same key and body get the first answer again.  Redis
+ *    holds the records; a key Redis does not know is looked up in PostgreSQL (where the
+ *    sender stored it with the message) before anything is queued, and travels in the
+ *    mail.requests record with the body's hash.
  * 4. Give the mail a time-ordered message id, put it in custom_args (every SendGrid event
  *    carries it back as `mailpipe_message_id`), publish the request to mail.requests keyed
  *    by it, and answer 202 with X-Message-Id once Kafka acknowledged it (503 otherwise).
@@ -88,10 +91,10 @@ accepted(struct req *r, int status, const char *msgid)
 	reply_headers(r, status, headers, 1, NULL);
 }
 
-/* Publishes the request; 0 once Kafka acknowledged it. */
+/* Publishes the request; 0 once Kafka acknowledged it.  ik: NULL without Idempotency-Key. */
 static int
-publish(const struct ingest *in, json_t *root, const char *msgid, long key_id, char *err,
-	size_t errlen)
+publish(const struct ingest *in, json_t *root, const char *msgid, long key_id,
+	const char *idem_value, const struct idemkey *ik, char *err, size_t errlen)
 {
 	struct kpub_wait *w = NULL;
 	struct timeval tv;
@@ -103,6 +106,13 @@ publish(const struct ingest *in, json_t *root, const char *msgid, long key_id, c
 	record = json_pack("{s:s, s:I, s:I, s:O}", "message_id", msgid, "api_key_id",
 			   (json_int_t)key_id, "received_at_ms",
 			   (json_int_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, "request", root);
+	/* The sender stores these with the message: the key's durable record. */
+	if (record && ik &&
+	    (json_object_set_new(record, "idempotency_key", json_string(idem_value)) < 0 ||
+	     json_object_set_new(record, "body_sha256", json_string(ik->body_hash)) < 0)) {
+		json_decref(record);
+		record = NULL;
+	}
 	if (record == NULL || (text = json_dumps(record, JSON_COMPACT)) == NULL ||
 	    (w = kpub_wait_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -162,9 +172,13 @@ mailsend_handle(struct req *r)
 		goto out;
 	}
 	if (idem_value) {
-		switch (idemkey_begin(&ik, in->redis, in->cf->redis_prefix,
-				      in->cf->mail_idempotency_ttl_seconds, key_id, idem_value,
-				      r->body, r->body_len, &status, msgid)) {
+		enum idemkey_state is = idemkey_begin(
+		    &ik, in->redis, in->cf->redis_prefix, in->cf->mail_idempotency_ttl_seconds,
+		    key_id, idem_value, r->body, r->body_len, &status, msgid);
+		/* New to Redis: maybe only because Redis lost it.  PostgreSQL knows. */
+		if (is == IDEMKEY_NEW)
+			is = idemkey_recall(&ik, in->idemdb, key_id, idem_value, &status, msgid);
+		switch (is) {
 		case IDEMKEY_NEW: claimed = 1; break;
 		case IDEMKEY_REPLAY: accepted(r, status, msgid); goto out;
 		case IDEMKEY_CONFLICT:
@@ -178,14 +192,14 @@ mailsend_handle(struct req *r)
 			goto out;
 		case IDEMKEY_UNAVAILABLE:
 		default:
-			reply_error(
-			    r, 503, NULL,
-			    "cannot check the Idempotency-Key now (redis unavailable): retry "
-			    "later");
+			reply_error(r, 503, NULL,
+				    "cannot check the Idempotency-Key now (redis or postgresql "
+				    "unavailable): retry later");
 			goto out;
 		}
 	}
-	if (publish(in, root, msgid, key_id, err, sizeof(err)) < 0) {
+	if (publish(in, root, msgid, key_id, idem_value, claimed ? &ik : NULL, err, sizeof(err)) <
+	    0) {
 		log_warnx("mail not queued: %s", err);
 		reply_error(r, 503, NULL, "mail not queued, retry later: %s", err);
 		goto release;

@@ -6,6 +6,10 @@
  * same body -> the first answer again (nothing sent twice); another body -> 422; the first
  * still running -> 409.  A first request that failed releases the key so a retry can go on.
  * Keys are scoped by API key: two tenants never see each other's.
+ *
+ * Redis may lose records (FLUSHALL, a crash losing the last second of its AOF): the sender
+ * stores the key and the body hash with the message in PostgreSQL (messages, 017), and a
+ * key claimed anew in Redis is looked up there (idemkey_recall) before anything is sent.
  */
 #ifndef MAILPIPE_IDEMKEY_H
 #define MAILPIPE_IDEMKEY_H
@@ -39,6 +43,34 @@ enum idemkey_state idemkey_begin(struct idemkey *ik, struct rconn *rc, const cha
 				 long ttl_seconds, long api_key_id, const char *value,
 				 const void *body, size_t len, int *status,
 				 char msgid[MSGID_LEN + 1]) __attribute__((warn_unused_result));
+
+struct idemdb;
+
+/*
+ * The PostgreSQL side: one connection (url: database.url, the reader role suffices) shared
+ * by the threads, opened on first use and re-opened at most every second while the
+ * database is away (meanwhile idemkey_recall answers IDEMKEY_UNAVAILABLE at once).  NULL
+ * when out of memory.
+ */
+struct idemdb *idemdb_new(const char *url);
+void idemdb_destroy(struct idemdb *db);
+
+/*
+ * After IDEMKEY_NEW: looks (api_key_id, value) up in messages, bound less than ttl_seconds
+ * ago.  Not there -> IDEMKEY_NEW, the claim kept.  There -> the Redis record is seeded
+ * again from it (for the rest of the TTL) and IDEMKEY_REPLAY with *status 202 and its
+ * msgid, or IDEMKEY_CONFLICT for another body.  PostgreSQL away -> IDEMKEY_UNAVAILABLE
+ * (the claim released: nothing may be sent that could be a second time).
+ */
+enum idemkey_state idemkey_recall(struct idemkey *ik, struct idemdb *db, long api_key_id,
+				  const char *value, int *status, char msgid[MSGID_LEN + 1])
+    __attribute__((warn_unused_result));
+
+/*
+ * 1 if a record (body hash, message id) found for a key answers a request whose body hash
+ * is body_hash; 0 if it is another body; -1 if the record is unusable.  Pure.
+ */
+int idemkey_same_body(const char *stored_hash, const char *stored_msgid, const char *body_hash);
 
 /* Stores the answer of a claimed key; -1 if Redis failed (the key then expires). */
 int idemkey_finish(struct idemkey *ik, int status, const char *msgid);

@@ -97,6 +97,13 @@ record_parse(const rd_kafka_message_t *m, struct record *r, char *why, size_t wh
 	if ((v = json_object_get(r->doc, "received_at_ms")) != NULL && json_is_integer(v) &&
 	    json_integer_value(v) > 0)
 		r->nw.received_ms = json_integer_value(v);
+	/* Idempotency-Key and body hash (ingest checked them); anything odd is ignored. */
+	if ((v = json_object_get(r->doc, "idempotency_key")) != NULL && json_is_string(v) &&
+	    json_string_length(v) > 0 && json_string_length(v) <= 255)
+		r->nw.idem_key = json_string_value(v);
+	if ((v = json_object_get(r->doc, "body_sha256")) != NULL && json_is_string(v) &&
+	    json_string_length(v) == 64)
+		r->nw.body_sha256 = json_string_value(v);
 	if ((r->request = json_dumps(req, JSON_COMPACT)) == NULL)
 		goto oom;
 	r->nw.request = r->request;
@@ -490,7 +497,7 @@ main(int argc, char **argv)
 		log_errx("invalid 'redis.url': %s", err);
 		goto out;
 	}
-	if ((s.st = sender_store_new(cf.database_url)) == NULL) {
+	if ((s.st = sender_store_new(cf.database_url, cf.mail_idempotency_ttl_seconds)) == NULL) {
 		log_errx("out of memory");
 		goto out;
 	}

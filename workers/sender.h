@@ -147,7 +147,9 @@ struct sender_new {
 	const char *request; /* JSON text */
 	int64_t api_key_id;
 	int has_api_key;
-	int64_t received_ms; /* 0 when absent */
+	int64_t received_ms;     /* 0 when absent */
+	const char *idem_key;    /* the Idempotency-Key header, NULL when none */
+	const char *body_sha256; /* hex SHA-256 of the request body as ingest got it, or NULL */
 };
 
 enum sender_load {
@@ -159,11 +161,16 @@ enum sender_load {
 
 struct sender_store;
 
-struct sender_store *sender_store_new(const char *url);
+/* idem_ttl_s: mail.idempotency_ttl_seconds, how long an Idempotency-Key stays bound. */
+struct sender_store *sender_store_new(const char *url, long idem_ttl_s);
 void sender_store_destroy(struct sender_store *st);
 void sender_row_release(struct sender_row *row);
 
-/* Step 1: inserts nw (ON CONFLICT DO NOTHING) when given, then reads the row of id. */
+/*
+ * Step 1: inserts nw (ON CONFLICT DO NOTHING) when given, then reads the row of id.  When
+ * nw's Idempotency-Key is already bound to another message (within idem_ttl_s), nw is
+ * inserted as a duplicate: status failed, last_error "duplicate of <id>: ...", never sent.
+ */
 enum sender_load sender_store_load(struct sender_store *st, const struct sender_new *nw,
 				   const char *id, struct sender_row *row, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -5,7 +5,9 @@
  * Status changes follow the precedence of mailpipe_status_rank(): a status only moves to an
  * equal or higher rank, so nothing the sink learnt from SendGrid's events is overwritten.
  * Attempts are claimed with a compare-and-swap on messages.attempts: two senders that both
- * think a message is due can never both call SendGrid for the same attempt.
+ * think a message is due can never both call SendGrid for the same attempt.  A message's
+ * Idempotency-Key binds to it through a unique index (017): a second message with a key
+ * already bound is stored as its duplicate, failed, and never sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 struct sender_store {
 	char *url;
 	PGconn *conn;
+	long idem_ttl_s; /* mail.idempotency_ttl_seconds: how long a key stays bound */
 };
 
 /* The columns struct sender_row is read from (load_sql's RETURNING and its SELECT). */
@@ -32,20 +35,37 @@ static const char insert_sql[] =
     "WITH r AS (SELECT $2::jsonb AS j),"
     " ins AS ("
     "  INSERT INTO messages (message_id, api_key_id, from_email, to_emails, subject,"
-    "    categories, request, created_at)"
+    "    categories, request, created_at, idempotency_key, idempotency_body_sha256,"
+    "    status, status_rank, last_error)"
     "  SELECT $1, $3::bigint, j->'from'->>'email',"
     "    ARRAY(SELECT e #>> '{}' FROM jsonb_path_query(j, 'lax $.personalizations[*].to[*].email') "
     "e),"
     "    coalesce(j->>'subject', j #>> '{personalizations,0,subject}'),"
     "    NULLIF(ARRAY(SELECT e #>> '{}' FROM jsonb_path_query(j, 'lax $.categories[*]') e), '{}'),"
-    "    j, coalesce(to_timestamp($4::bigint / 1000.0), now())"
+    "    j, coalesce(to_timestamp($4::bigint / 1000.0), now()), $5, $6,"
+    "    CASE WHEN $7::text IS NULL THEN 'queued' ELSE 'failed' END,"
+    "    mailpipe_status_rank(CASE WHEN $7::text IS NULL THEN 'queued' ELSE 'failed' END), $7"
     "  FROM r"
-    "  ON CONFLICT (message_id) DO NOTHING"
+    "  ON CONFLICT DO NOTHING"
     "  RETURNING " ROW_COLS ")"
     " SELECT * FROM ins"
     " UNION ALL"
     " SELECT " ROW_COLS " FROM messages"
     "  WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
+
+/*
+ * The message an Idempotency-Key is bound to, and whether the binding still holds for a
+ * message received at $3 (epoch ms; NULL = now): made less than the key's TTL before it.
+ */
+static const char bound_sql[] =
+    "SELECT message_id,"
+    " created_at > coalesce(to_timestamp($3::bigint / 1000.0), now())"
+    "   - $4::bigint * interval '1 second'"
+    " FROM messages WHERE api_key_id = $1::bigint AND idempotency_key = $2";
+
+/* A binding older than the TTL: the key is free again, as it would be in Redis. */
+static const char unbind_sql[] =
+    "UPDATE messages SET idempotency_key = NULL WHERE message_id = $1 AND idempotency_key = $2";
 
 static const char select_sql[] = "SELECT " ROW_COLS " FROM messages WHERE message_id = $1";
 
@@ -138,7 +158,7 @@ static const char pending_sql[] =
     " ) p ORDER BY next_attempt_at, message_id LIMIT $5";
 
 struct sender_store *
-sender_store_new(const char *url)
+sender_store_new(const char *url, long idem_ttl_s)
 {
 	struct sender_store *st = calloc(1, sizeof(*st));
 
@@ -146,6 +166,7 @@ sender_store_new(const char *url)
 		free(st);
 		return NULL;
 	}
+	st->idem_ttl_s = idem_ttl_s;
 	return st;
 }
 
@@ -282,27 +303,96 @@ read_row(PGresult *res, struct sender_row *row)
 	return 0;
 }
 
+/* Runs insert_sql for nw; dup_of: NULL, or the message a duplicate's key is bound to. */
+static PGresult *
+insert_new(struct sender_store *st, const struct sender_new *nw, const char *id, const char *dup_of,
+	   enum pg_failure *why, char *err, size_t errlen)
+{
+	char key[24], recv[24], note[160];
+	const char *vals[7] = {id, nw->request, NULL, NULL, NULL, nw->body_sha256, NULL};
+
+	if (nw->has_api_key) {
+		snprintf(key, sizeof(key), "%lld", (long long)nw->api_key_id);
+		vals[2] = key;
+	}
+	if (nw->received_ms > 0) {
+		snprintf(recv, sizeof(recv), "%lld", (long long)nw->received_ms);
+		vals[3] = recv;
+	}
+	if (dup_of) {
+		/* The key stays with the first message; this one is kept, failed, unsent. */
+		snprintf(note, sizeof(note),
+			 "duplicate of %s: its Idempotency-Key was already used, not sent", dup_of);
+		vals[6] = note;
+	} else {
+		vals[4] = nw->idem_key;
+	}
+	return run(st, insert_sql, 7, vals, NULL, NULL, PGRES_TUPLES_OK, why, err, errlen);
+}
+
+/*
+ * The insert of nw wrote nothing and found no row of id: its Idempotency-Key is bound to
+ * another message (or id is being inserted concurrently).  A binding within the TTL makes
+ * nw a duplicate, inserted failed; an older one is cleared and nw inserted as usual.
+ * Returns the insert's result, or NULL with err (*why) to try again later.
+ */
+static PGresult *
+insert_bound(struct sender_store *st, const struct sender_new *nw, const char *id,
+	     enum pg_failure *why, char *err, size_t errlen)
+{
+	char key[24], recv[24], ttl[24], other[MSGID_LEN + 1];
+	const char *vals[4] = {key, nw->idem_key, NULL, ttl};
+	PGresult *res;
+	int live;
+
+	*why = PG_FAIL_OTHER;
+	snprintf(key, sizeof(key), "%lld", (long long)nw->api_key_id);
+	snprintf(ttl, sizeof(ttl), "%ld", st->idem_ttl_s);
+	if (nw->received_ms > 0) {
+		snprintf(recv, sizeof(recv), "%lld", (long long)nw->received_ms);
+		vals[2] = recv;
+	}
+	if ((res = run(st, bound_sql, 4, vals, NULL, NULL, PGRES_TUPLES_OK, why, err, errlen)) ==
+	    NULL)
+		return NULL;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), id) == 0) {
+		PQclear(res);
+		snprintf(err, errlen, "message '%s' is being inserted concurrently", id);
+		return NULL;
+	}
+	snprintf(other, sizeof(other), "%s", PQgetvalue(res, 0, 0));
+	live = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (live) {
+		log_warnx("Idempotency-Key already bound to message %s: %s is a duplicate, not "
+			  "sent",
+			  other, id);
+		return insert_new(st, nw, id, other, why, err, errlen);
+	}
+	const char *uvals[] = {other, nw->idem_key};
+	if ((res = run(st, unbind_sql, 2, uvals, NULL, NULL, PGRES_COMMAND_OK, why, err, errlen)) ==
+	    NULL)
+		return NULL;
+	PQclear(res);
+	log_info("Idempotency-Key of message %s expired: now bound to %s", other, id);
+	return insert_new(st, nw, id, NULL, why, err, errlen);
+}
+
 enum sender_load
 sender_store_load(struct sender_store *st, const struct sender_new *nw, const char *id,
 		  struct sender_row *row, char *err, size_t errlen)
 {
-	char key[24], recv[24];
-	const char *vals[4] = {id, NULL, NULL, NULL};
+	const char *vals[] = {id};
 	enum pg_failure why;
 	PGresult *res;
 	enum sender_load rc = LOAD_FAIL;
 
 	if (nw) {
-		vals[1] = nw->request;
-		if (nw->has_api_key) {
-			snprintf(key, sizeof(key), "%lld", (long long)nw->api_key_id);
-			vals[2] = key;
+		res = insert_new(st, nw, id, NULL, &why, err, errlen);
+		if (res && PQntuples(res) == 0 && nw->idem_key && nw->has_api_key) {
+			PQclear(res);
+			res = insert_bound(st, nw, id, &why, err, errlen);
 		}
-		if (nw->received_ms > 0) {
-			snprintf(recv, sizeof(recv), "%lld", (long long)nw->received_ms);
-			vals[3] = recv;
-		}
-		res = run(st, insert_sql, 4, vals, NULL, NULL, PGRES_TUPLES_OK, &why, err, errlen);
 	} else {
 		res = run(st, select_sql, 1, vals, NULL, NULL, PGRES_TUPLES_OK, &why, err, errlen);
 	}
