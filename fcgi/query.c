@@ -186,6 +186,65 @@ query_exec_write(const struct query *q, const char *sql, int nparams, const char
 	return res;
 }
 
+int
+query_params(struct req *r, struct qparams *qp)
+{
+	char err[256];
+
+	if (qparams_parse(r->query, qp, err, sizeof(err)) < 0) {
+		reply_error(r, 400, NULL, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+PGresult *
+query_fetch(struct req *r, const char *tag, const char *what, const char *sql, int nparams,
+	    const char *const *params)
+{
+	PGresult *res;
+	char err[512];
+
+	if ((res = query_exec(r->app, sql, nparams, params, err, sizeof(err))) == NULL) {
+		log_errx("%s: %s", tag, err);
+		reply_error(r, 503, NULL, "%s unavailable: retry later", what);
+	}
+	return res;
+}
+
+void
+query_reply_json(struct req *r, json_t *body)
+{
+	if (body == NULL)
+		reply_error(r, 503, NULL, "out of memory");
+	else
+		reply_json(r, 200, body);
+}
+
+int
+query_count_param(const char *s, long def, long max, long *out)
+{
+	char digits[24];
+	long v = 0;
+
+	if (s == NULL) {
+		*out = def;
+		return 0;
+	}
+	/* plain digits, no more of them than max has: no sign, no space, no overflow */
+	if (*s == '\0' || strlen(s) > (size_t)snprintf(digits, sizeof(digits), "%ld", max))
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* what SIGHUP applies besides log.level (reload.h) */
 static const char *const live_keys[] = {"auth.refresh_seconds", NULL};
 

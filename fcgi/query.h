@@ -46,6 +46,26 @@ PGresult *query_exec(const struct query *q, const char *sql, int nparams, const 
 PGresult *query_exec_write(const struct query *q, const char *sql, int nparams,
 			   const char *const *params, char *err, size_t errlen);
 
+/* Splits r->query into qp (qparams_release() it); answers 400 and returns -1 if it is bad. */
+int query_params(struct req *r, struct qparams *qp);
+
+/*
+ * query_exec() for a handler (r->app is the query): when it fails, logs err under tag and
+ * answers 503 "<what> unavailable: retry later".  Returns the result for the caller to
+ * PQclear, or NULL once answered.
+ */
+PGresult *query_fetch(struct req *r, const char *tag, const char *what, const char *sql,
+		      int nparams, const char *const *params);
+
+/* Answers 200 with body (stolen), or 503 "out of memory" when body is NULL (building it failed). */
+void query_reply_json(struct req *r, json_t *body);
+
+/*
+ * Parses an optional count parameter: absent (NULL) is def, else decimal digits only,
+ * 1 to max.  -1 if s is not one.
+ */
+int query_count_param(const char *s, long def, long max, long *out);
+
 void stats_handle(struct req *r);
 void category_stats_handle(struct req *r);
 void messages_handle(struct req *r);

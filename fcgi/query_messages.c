@@ -192,29 +192,6 @@ cursor_decode(const char *s, char *us, size_t uslen, char *id, size_t idlen)
 	return 0;
 }
 
-/* Parses limit: 1..LIMIT_MAX digits only, LIMIT_DEFAULT when absent; -1 if bad. */
-static int
-parse_limit(const char *s, long *limit)
-{
-	long v = 0;
-
-	if (s == NULL) {
-		*limit = LIMIT_DEFAULT;
-		return 0;
-	}
-	if (*s == '\0' || strlen(s) > 4)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	if (v < 1 || v > LIMIT_MAX)
-		return -1;
-	*limit = v;
-	return 0;
-}
-
 enum plan {
 	PLAN_WALK,    /* newest first through messages_created_id_idx (or what the planner likes) */
 	PLAN_SORT,    /* the whole (small) window in a CTE, then sorted */
@@ -282,6 +259,38 @@ build_sql(char *sql, size_t len, enum plan plan, const struct msgquery *mq, int 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/*
+ * The answer for res (up to limit + 1 rows of a list): {"messages": [...]} and, when there
+ * is a row more, the cursor "next" of the last one answered.  NULL when out of memory.
+ */
+static json_t *
+list_json(const PGresult *res, long limit)
+{
+	json_t *out = NULL, *list = NULL, *m;
+	char cursor[CURSOR_MAX + 1];
+	int n = PQntuples(res);
+
+	if ((list = json_array()) == NULL || (out = json_pack("{s:O}", "messages", list)) == NULL)
+		goto oom;
+	for (int i = 0; i < n && i < limit; i++)
+		if ((m = message_json(res, i)) == NULL || json_array_append_new(list, m) < 0)
+			goto oom;
+	if (n > limit) {
+		int last = (int)limit - 1;
+
+		if (cursor_encode(PQgetvalue(res, last, 8), PQgetvalue(res, last, 0), cursor,
+				  sizeof(cursor)) == 0 &&
+		    json_object_set_new(out, "next", json_string(cursor)) < 0)
+			goto oom;
+	}
+	json_decref(list);
+	return out;
+oom:
+	json_decref(list);
+	json_decref(out);
+	return NULL;
+}
+
 static void
 list_messages(struct req *r, const struct qparams *qp)
 {
@@ -289,16 +298,14 @@ list_messages(struct req *r, const struct qparams *qp)
 	const char *query = qparams_get(qp, "query");
 	const char *after = qparams_get(qp, "after");
 	struct msgquery mq = {0};
-	char sql[4096], err[512], limit_s[16], us[24], id[MSG_ID_MAX + 1], bound[24];
-	char cursor[CURSOR_MAX + 1];
+	char sql[4096], err[512], limit_s[24], us[24], id[MSG_ID_MAX + 1], bound[24];
 	const char *params[36];
-	json_t *out = NULL, *list = NULL, *m;
 	PGresult *res = NULL;
 	enum plan plan = PLAN_WALK;
 	long limit;
-	int np, n, cursor_p = 0, bound_p = 0;
+	int np, cursor_p = 0, bound_p = 0;
 
-	if (parse_limit(qparams_get(qp, "limit"), &limit) < 0) {
+	if (query_count_param(qparams_get(qp, "limit"), LIMIT_DEFAULT, LIMIT_MAX, &limit) < 0) {
 		reply_error(r, 400, "limit", "limit must be an integer from 1 to %d", LIMIT_MAX);
 		goto out;
 	}
@@ -339,33 +346,9 @@ list_messages(struct req *r, const struct qparams *qp)
 		reply_error(r, 400, "query", "query is too complex");
 		goto out;
 	}
-	if ((res = query_exec(q, sql, np, params, err, sizeof(err))) == NULL) {
-		log_errx("messages: %s", err);
-		reply_error(r, 503, NULL, "the email activity is unavailable: retry later");
-		goto out;
-	}
-	if ((list = json_array()) == NULL || (out = json_pack("{s:O}", "messages", list)) == NULL)
-		goto oom;
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++)
-		if ((m = message_json(res, i)) == NULL || json_array_append_new(list, m) < 0)
-			goto oom;
-	if (n > limit) {
-		int last = (int)limit - 1;
-
-		if (cursor_encode(PQgetvalue(res, last, 8), PQgetvalue(res, last, 0), cursor,
-				  sizeof(cursor)) == 0 &&
-		    json_object_set_new(out, "next", json_string(cursor)) < 0)
-			goto oom;
-	}
-	reply_json(r, 200, out);
-	out = NULL;
-	goto out;
-oom:
-	reply_error(r, 503, NULL, "out of memory");
+	if ((res = query_fetch(r, "messages", "the email activity is", sql, np, params)) != NULL)
+		query_reply_json(r, list_json(res, limit));
 out:
-	json_decref(list);
-	json_decref(out);
 	PQclear(res);
 	msgquery_release(&mq);
 }
@@ -374,50 +357,19 @@ void
 messages_handle(struct req *r)
 {
 	struct qparams qp = {0};
-	char err[256];
 
-	if (query_authenticate(r, r->app, "stats.read") < 0)
+	if (query_authenticate(r, r->app, "stats.read") < 0 || query_params(r, &qp) < 0)
 		return;
-	if (qparams_parse(r->query, &qp, err, sizeof(err)) < 0) {
-		reply_error(r, 400, NULL, "%s", err);
-		return;
-	}
 	list_messages(r, &qp);
 	qparams_release(&qp);
 }
 
-void
-message_handle(struct req *r)
+/* The answer for one message: its row (res) with its events (tl); NULL when out of memory. */
+static json_t *
+detail_json(const PGresult *res, const PGresult *tl)
 {
-	const struct query *q = r->app;
-	const char *id = r->path + strlen(MESSAGES_PREFIX);
-	const char *params[1] = {id};
-	PGresult *res = NULL, *tl = NULL;
 	json_t *out = NULL, *events = NULL, *ev;
-	char err[512];
 
-	if (query_authenticate(r, q, "stats.read") < 0)
-		return;
-	if (strncmp(r->path, MESSAGES_PREFIX, strlen(MESSAGES_PREFIX)) != 0 ||
-	    !valid_msg_id(id, strlen(id))) {
-		reply_error(r, 404, NULL, "message not found");
-		return;
-	}
-	if ((res = query_exec(q,
-			      MESSAGE_SELECT
-			      "SELECT " MESSAGE_FIELDS
-			      " FROM messages m WHERE m.message_id = $1" MESSAGE_COUNTS,
-			      1, params, err, sizeof(err))) == NULL ||
-	    (PQntuples(res) == 1 &&
-	     (tl = query_exec(q, timeline_sql, 1, params, err, sizeof(err))) == NULL)) {
-		log_errx("message: %s", err);
-		reply_error(r, 503, NULL, "the email activity is unavailable: retry later");
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		reply_error(r, 404, NULL, "message not found");
-		goto out;
-	}
 	if ((out = message_json(res, 0)) == NULL || (events = json_array()) == NULL ||
 	    json_object_set(out, "events", events) < 0)
 		goto oom;
@@ -430,14 +382,43 @@ message_handle(struct req *r)
 		if (ev == NULL || json_array_append_new(events, ev) < 0)
 			goto oom;
 	}
-	reply_json(r, 200, out);
-	out = NULL;
-	goto out;
+	json_decref(events);
+	return out;
 oom:
-	reply_error(r, 503, NULL, "out of memory");
-out:
 	json_decref(events);
 	json_decref(out);
+	return NULL;
+}
+
+void
+message_handle(struct req *r)
+{
+	const struct query *q = r->app;
+	const char *id = r->path + strlen(MESSAGES_PREFIX);
+	const char *params[1] = {id};
+	PGresult *res = NULL, *tl = NULL;
+
+	if (query_authenticate(r, q, "stats.read") < 0)
+		return;
+	if (strncmp(r->path, MESSAGES_PREFIX, strlen(MESSAGES_PREFIX)) != 0 ||
+	    !valid_msg_id(id, strlen(id))) {
+		reply_error(r, 404, NULL, "message not found");
+		return;
+	}
+	if ((res = query_fetch(r, "message", "the email activity is",
+			       MESSAGE_SELECT
+			       "SELECT " MESSAGE_FIELDS
+			       " FROM messages m WHERE m.message_id = $1" MESSAGE_COUNTS,
+			       1, params)) == NULL)
+		goto out;
+	if (PQntuples(res) != 1) {
+		reply_error(r, 404, NULL, "message not found");
+		goto out;
+	}
+	if ((tl = query_fetch(r, "message", "the email activity is", timeline_sql, 1, params)) !=
+	    NULL)
+		query_reply_json(r, detail_json(res, tl));
+out:
 	PQclear(res);
 	PQclear(tl);
 }

@@ -19,15 +19,6 @@
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 delete_field(const struct query *q, const char *key, const char *field, size_t len)
 {
@@ -118,7 +109,7 @@ metrics_handle(struct req *r)
 	if (query_authenticate(r, q, "metrics.read") < 0)
 		return;
 	snprintf(field, sizeof(field), "%s@%s", metrics_push_process(), metrics_push_instance());
-	if ((e = metrics_expo_new(wall_now())) == NULL)
+	if ((e = metrics_expo_new(metrics_wall_now())) == NULL)
 		goto oom;
 	stored = add_stored(q, e, field);
 	metric_gauge_set(metrics_family(M_METRICS_STORE_UP), stored == 0 ? 1 : 0, NULL);

@@ -35,29 +35,6 @@ static const char minutes_sql[] =
     "FROM span p LEFT JOIN stats_minute s ON s.minute = p.minute "
     "ORDER BY p.minute, s.event";
 
-/* Parses minutes: absent is the default, else a plain decimal 1..MAX_MINUTES; -1 if not. */
-static int
-parse_minutes(const char *s, long *minutes)
-{
-	long v = 0;
-
-	if (s == NULL) {
-		*minutes = MINUTES_DEFAULT;
-		return 0;
-	}
-	if (*s == '\0' || strlen(s) > 4)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	if (v < 1 || v > MAX_MINUTES)
-		return -1;
-	*minutes = v;
-	return 0;
-}
-
 /* The answer for res (minutes_sql's rows); a new reference, NULL when out of memory. */
 static json_t *
 minutes_json(const PGresult *res)
@@ -97,33 +74,21 @@ minutes_handle(struct req *r)
 	const struct query *q = r->app;
 	struct qparams qp = {0};
 	PGresult *res = NULL;
-	json_t *out;
-	char err[512], nbuf[16];
+	char nbuf[24];
 	const char *params[1] = {nbuf};
 	long n;
 
-	if (query_authenticate(r, q, "stats.read") < 0)
+	if (query_authenticate(r, q, "stats.read") < 0 || query_params(r, &qp) < 0)
 		return;
-	if (qparams_parse(r->query, &qp, err, sizeof(err)) < 0) {
-		reply_error(r, 400, NULL, "%s", err);
-		return;
-	}
-	if (parse_minutes(qparams_get(&qp, "minutes"), &n) < 0) {
+	if (query_count_param(qparams_get(&qp, "minutes"), MINUTES_DEFAULT, MAX_MINUTES, &n) < 0) {
 		reply_error(r, 400, "minutes", "minutes must be an integer from 1 to %d",
 			    MAX_MINUTES);
 		goto out;
 	}
 	snprintf(nbuf, sizeof(nbuf), "%ld", n);
-	if ((res = query_exec(q, minutes_sql, 1, params, err, sizeof(err))) == NULL) {
-		log_errx("per_minute: %s", err);
-		reply_error(r, 503, NULL, "the statistics are unavailable: retry later");
-		goto out;
-	}
-	if ((out = minutes_json(res)) == NULL) {
-		reply_error(r, 503, NULL, "out of memory");
-		goto out;
-	}
-	reply_json(r, 200, out);
+	if ((res = query_fetch(r, "per_minute", "the statistics are", minutes_sql, 1, params)) !=
+	    NULL)
+		query_reply_json(r, minutes_json(res));
 out:
 	PQclear(res);
 	qparams_release(&qp);

@@ -152,27 +152,17 @@ parse_range(const struct qparams *qp, struct range *rg, json_t *errors)
 }
 
 /*
- * Runs the query for the categories (a JSON array of strings) and answers
- * [{"date", "stats":[...]}]; with_names adds "type":"category","name" to each element.
+ * The answer for res (stats_sql's rows): [{"date", "stats":[...]}]; with_names adds
+ * "type":"category","name" to each element.  A new reference, NULL when out of memory.
  */
-static void
-answer(struct req *r, const struct range *rg, const json_t *categories, int with_names)
+static json_t *
+days_json(const PGresult *res, int with_names)
 {
-	const struct query *q = r->app;
-	const char *params[4] = {rg->start, rg->end, rg->period, NULL};
-	json_t *out = NULL, *day = NULL, *stats = NULL, *elem, *m;
-	PGresult *res = NULL;
-	char *cats = NULL, err[512];
+	json_t *out = json_array(), *day = NULL, *stats = NULL, *elem, *m;
 	const char *last = "";
 
-	if ((cats = json_dumps(categories, JSON_COMPACT)) == NULL || (out = json_array()) == NULL)
-		goto oom;
-	params[3] = cats;
-	if ((res = query_exec(q, stats_sql, 4, params, err, sizeof(err))) == NULL) {
-		log_errx("stats: %s", err);
-		reply_error(r, 503, NULL, "the statistics are unavailable: retry later");
-		goto out;
-	}
+	if (out == NULL)
+		return NULL;
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *date = PQgetvalue(res, i, 0);
 
@@ -197,13 +187,27 @@ answer(struct req *r, const struct range *rg, const json_t *categories, int with
 		if (elem == NULL || json_array_append_new(stats, elem) < 0)
 			goto oom;
 	}
-	reply_json(r, 200, out);
-	out = NULL;
-	goto out;
+	return out;
 oom:
-	reply_error(r, 503, NULL, "out of memory");
-out:
 	json_decref(out);
+	return NULL;
+}
+
+/* Runs the query for the categories (a JSON array of strings) and answers its days. */
+static void
+answer(struct req *r, const struct range *rg, const json_t *categories, int with_names)
+{
+	const char *params[4] = {rg->start, rg->end, rg->period, NULL};
+	char *cats = json_dumps(categories, JSON_COMPACT);
+	PGresult *res;
+
+	if (cats == NULL) {
+		reply_error(r, 503, NULL, "out of memory");
+		return;
+	}
+	params[3] = cats;
+	if ((res = query_fetch(r, "stats", "the statistics are", stats_sql, 4, params)) != NULL)
+		query_reply_json(r, days_json(res, with_names));
 	PQclear(res);
 	free(cats);
 }
@@ -212,14 +216,8 @@ out:
 static int
 begin(struct req *r, struct qparams *qp, struct range *rg, json_t **errors)
 {
-	char err[256];
-
-	if (query_authenticate(r, r->app, "stats.read") < 0)
+	if (query_authenticate(r, r->app, "stats.read") < 0 || query_params(r, qp) < 0)
 		return -1;
-	if (qparams_parse(r->query, qp, err, sizeof(err)) < 0) {
-		reply_error(r, 400, NULL, "%s", err);
-		return -1;
-	}
 	if ((*errors = json_array()) == NULL) {
 		reply_error(r, 503, NULL, "out of memory");
 		return -1;

@@ -211,29 +211,14 @@ parse_filter(const struct qparams *qp, struct filter *f, json_t *errors)
 	}
 }
 
-/* Runs the list's query with f and answers its entries. */
-static void
-answer(struct req *r, const struct list *l, const struct filter *f)
+/* The list's entries in res (l->sql's rows); a new reference, NULL when out of memory. */
+static json_t *
+entries_json(const struct list *l, const PGresult *res)
 {
-	const char *params[6] = {
-	    l->reason,
-	    f->has_start ? f->start : NULL,
-	    f->has_end ? f->end : NULL,
-	    f->has_email ? f->email : NULL,
-	    f->limit,
-	    f->offset,
-	};
-	json_t *out = NULL, *e;
-	PGresult *res = NULL;
-	char err[512];
+	json_t *out = json_array(), *e;
 
-	if ((res = query_exec(r->app, l->sql, 6, params, err, sizeof(err))) == NULL) {
-		log_errx("suppression %s: %s", l->name, err);
-		reply_error(r, 503, NULL, "the suppression list is unavailable: retry later");
-		goto out;
-	}
-	if ((out = json_array()) == NULL)
-		goto oom;
+	if (out == NULL)
+		return NULL;
 	for (int i = 0; i < PQntuples(res); i++) {
 		json_int_t created = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		const char *email = PQgetvalue(res, i, 1);
@@ -247,16 +232,32 @@ answer(struct req *r, const struct list *l, const struct filter *f)
 				      PQgetvalue(res, i, 4));
 		else
 			e = json_pack("{s:I, s:s}", "created", created, "email", email);
-		if (e == NULL || json_array_append_new(out, e) < 0)
-			goto oom;
+		if (e == NULL || json_array_append_new(out, e) < 0) {
+			json_decref(out);
+			return NULL;
+		}
 	}
-	reply_json(r, 200, out);
-	out = NULL;
-	goto out;
-oom:
-	reply_error(r, 503, NULL, "out of memory");
-out:
-	json_decref(out);
+	return out;
+}
+
+/* Runs the list's query with f and answers its entries. */
+static void
+answer(struct req *r, const struct list *l, const struct filter *f)
+{
+	const char *params[6] = {
+	    l->reason,
+	    f->has_start ? f->start : NULL,
+	    f->has_end ? f->end : NULL,
+	    f->has_email ? f->email : NULL,
+	    f->limit,
+	    f->offset,
+	};
+	PGresult *res;
+	char tag[64];
+
+	snprintf(tag, sizeof(tag), "suppression %s", l->name);
+	if ((res = query_fetch(r, tag, "the suppression list is", l->sql, 6, params)) != NULL)
+		query_reply_json(r, entries_json(l, res));
 	PQclear(res);
 }
 
@@ -267,7 +268,6 @@ suppression_get_handle(struct req *r)
 	struct target t;
 	struct filter f = {0};
 	json_t *errors = NULL;
-	char err[256];
 
 	if (query_authenticate(r, r->app, "suppressions.read") < 0 || parse_target(r, &t) < 0)
 		goto out;
@@ -280,10 +280,8 @@ suppression_get_handle(struct req *r)
 		answer(r, t.list, &f);
 		goto out;
 	}
-	if (qparams_parse(r->query, &qp, err, sizeof(err)) < 0) {
-		reply_error(r, 400, NULL, "%s", err);
+	if (query_params(r, &qp) < 0)
 		goto out;
-	}
 	if ((errors = json_array()) == NULL) {
 		reply_error(r, 503, NULL, "out of memory");
 		goto out;

@@ -99,4 +99,7 @@ struct metric_family *metrics_family(enum metric_id id);
 /* Seconds on the monotonic clock, for durations. */
 double metrics_now(void);
 
+/* Seconds since the epoch on the wall clock, for timestamps. */
+double metrics_wall_now(void);
+
 #endif

@@ -48,15 +48,6 @@ static const struct {
     {"query", {M_HTTP_REQUESTS, M_HTTP_DURATION, M_METRICS_STORE_UP}, 3},
 };
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Resident memory from /proc/self/statm (its second field, in pages); -1 if unknown. */
 static double
 rss_bytes(void)
@@ -84,7 +75,7 @@ metrics_push_snapshot(void)
 		metric_gauge_set(metrics_family(M_PROCESS_RSS), rss, NULL);
 	if ((snap = metric_registry_snapshot(metrics_global())) == NULL)
 		return NULL;
-	if (json_object_set_new(snap, "time", json_real(wall_now())) < 0 ||
+	if (json_object_set_new(snap, "time", json_real(metrics_wall_now())) < 0 ||
 	    json_object_set_new(snap, "push_seconds", json_integer(push.period)) < 0) {
 		json_decref(snap);
 		return NULL;
@@ -144,7 +135,7 @@ metrics_push_start(const struct config *cf, const char *process, char *err, size
 	snprintf(push.instance, sizeof(push.instance), "%s:%ld", host, (long)getpid());
 	snprintf(push.field, sizeof(push.field), "%s@%s", push.process, push.instance);
 	snprintf(push.key, sizeof(push.key), "%smetrics", cf->redis_prefix);
-	push.start_time = wall_now();
+	push.start_time = metrics_wall_now();
 	push.period = cf->metrics_push_seconds;
 	metrics_family(M_PROCESS_START_TIME);
 	metrics_family(M_PROCESS_RSS);

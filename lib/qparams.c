@@ -19,14 +19,14 @@ hexval(int c)
 	return -1;
 }
 
-/* Decodes [s, end) into out (room for end - s + 1 bytes); -1 on a bad escape or a NUL. */
-static int
-decode(const char *s, const char *end, char *out)
+int
+qparams_decode(const char *s, size_t len, int plus_space, char *out)
 {
+	const char *end = s + len;
 	int hi, lo;
 
 	for (; s < end; s++) {
-		if (*s == '+') {
+		if (*s == '+' && plus_space) {
 			*out++ = ' ';
 		} else if (*s == '%') {
 			if (end - s < 3 || (hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
@@ -46,7 +46,7 @@ int
 qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
 {
 	size_t len = strlen(qs);
-	const char *s = qs, *amp, *eq;
+	const char *s = qs, *amp, *eq, *val;
 	char *out;
 
 	memset(qp, 0, sizeof(*qp));
@@ -72,11 +72,12 @@ qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
 		eq = memchr(s, '=', (size_t)(amp - s));
 		if (eq == NULL)
 			eq = amp;
-		if (decode(s, eq, out) < 0)
+		if (qparams_decode(s, (size_t)(eq - s), 1, out) < 0)
 			goto bad;
 		qp->p[qp->n].name = out;
 		out += strlen(out) + 1;
-		if (decode(eq < amp ? eq + 1 : amp, amp, out) < 0)
+		val = eq < amp ? eq + 1 : amp;
+		if (qparams_decode(val, (size_t)(amp - val), 1, out) < 0)
 			goto bad;
 		qp->p[qp->n].value = out;
 		out += strlen(out) + 1;

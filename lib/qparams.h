@@ -31,6 +31,14 @@ int qparams_parse(const char *qs, struct qparams *qp, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void qparams_release(struct qparams *qp);
 
+/*
+ * Percent-decodes the len bytes at s into out (room for len + 1 bytes, NUL-terminated),
+ * '+' as a space when plus_space (a query string; a path segment keeps it).  -1 on a bad
+ * escape or an encoded NUL.
+ */
+int qparams_decode(const char *s, size_t len, int plus_space, char *out)
+    __attribute__((warn_unused_result));
+
 /* The first value of name, or NULL. */
 const char *qparams_get(const struct qparams *qp, const char *name);
 

@@ -8,6 +8,8 @@
 
 #include <hiredis.h>
 
+#include "qparams.h"
+
 #define MEMBERS_MAX 8
 
 const char suppress_delete_sql[] =
@@ -47,39 +49,14 @@ suppress_normalize(const char *email, char *out, size_t outlen)
 	return 0;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 suppress_decode(const char *s, size_t len, char *out, size_t outlen)
 {
-	char buf[SUPPRESS_EMAIL_MAX + 2];
-	size_t i, n = 0;
-	int hi, lo;
+	char buf[3 * SUPPRESS_EMAIL_MAX + 2];
 
-	for (i = 0; i < len; i++) {
-		if (n + 1 >= sizeof(buf))
-			return -1; /* too long: suppress_normalize would refuse it */
-		if (s[i] != '%') {
-			buf[n++] = s[i];
-			continue;
-		}
-		if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0 ||
-		    (hi == 0 && lo == 0))
-			return -1;
-		buf[n++] = (char)(hi * 16 + lo);
-		i += 2;
-	}
-	buf[n] = '\0';
+	/* longer even when decoded: suppress_normalize would refuse it */
+	if (len >= sizeof(buf) || qparams_decode(s, len, 0, buf) < 0)
+		return -1;
 	return suppress_normalize(buf, out, outlen);
 }
 

@@ -72,6 +72,24 @@ void mailpipectl_bad_option(const char *group, const char *sub, int opt, const c
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A column of mailpipectl_print_table(): its heading and MAILPIPECTL_COL_* flags. */
+struct mailpipectl_col {
+	const char *head;
+	int flags;
+};
+
+#define MAILPIPECTL_COL_RIGHT 1       /* right-aligned (numbers) */
+#define MAILPIPECTL_COL_CLEAN 2       /* control characters printed as '?' (typed by hand) */
+#define MAILPIPECTL_TABLE_MAX_COLS 16 /* more are left out */
+
+/*
+ * Prints the first nrows rows of res (at most all) to stdout as a table: the headings,
+ * then a line per row, columns 0..ncols-1 of res two spaces apart, each as wide as its
+ * widest value or heading; the last column is not padded.
+ */
+void mailpipectl_print_table(const PGresult *res, int nrows, const struct mailpipectl_col *cols,
+			     int ncols);
+
 /*
  * Connects to url, or to $MAILPIPE_DATABASE_URL when url is NULL. url may be
  * a libpq URI or a key=value conninfo string. Server notices are printed to
@@ -88,6 +106,24 @@ int mailpipectl_db_connect(const char *url, PGconn **out, char *err,
  * trailing newline libpq adds is removed. Borrowed: conn, res.
  */
 void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+/*
+ * Runs sql with n text parameters (NULL is SQL NULL), the result in text, or in binary
+ * when binary.  Returns the result (the caller PQclear()s it) when its status is want;
+ * else NULL with err "<what>: <the server's error>", what formatted from fmt.
+ */
+PGresult *mailpipectl_db_exec(PGconn *conn, const char *sql, int n, const char *const *params,
+			      int binary, ExecStatusType want, char *err, size_t errlen,
+			      const char *fmt, ...)
+    __attribute__((format(printf, 9, 10))) MAILPIPECTL_MUSTCHECK;
+
+/*
+ * Runs the command sql (PGRES_COMMAND_OK) as mailpipectl_db_exec() does; the rows it
+ * touched in *tuples unless NULL.  -1 with err.
+ */
+int mailpipectl_db_command(PGconn *conn, const char *sql, int n, const char *const *params,
+			   long long *tuples, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9))) MAILPIPECTL_MUSTCHECK;
 
 /*
  * SELECT mailpipe_ensure_partitions(months_ahead); months_ahead < 0 means the

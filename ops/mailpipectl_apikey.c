@@ -258,10 +258,15 @@ static int
 list_cmd(int argc, char **argv)
 {
 	const char *url = NULL, *unused = NULL;
-	int status = MAILPIPECTL_EXIT_FAIL, i, n, w_name = 4, w_scopes = 6, w_id = 2, len;
+	static const struct mailpipectl_col cols[] = {
+	    {"ID", 0},         {"NAME", MAILPIPECTL_COL_CLEAN},
+	    {"PREFIX", 0},     {"SCOPES", 0},
+	    {"CREATED_AT", 0}, {"REVOKED_AT", 0},
+	};
+	int status = MAILPIPECTL_EXIT_FAIL;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
-	char err[1024], why[512];
+	char err[1024];
 
 	if (parse_opts(argc, argv, 0, &url, &unused, &unused, &status) < 0)
 		return status;
@@ -272,29 +277,10 @@ list_cmd(int argc, char **argv)
 	}
 	if (mailpipectl_db_connect(url, &conn, err, sizeof(err)) < 0)
 		goto fail;
-	res = PQexecParams(conn, list_sql, 0, NULL, NULL, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot list api keys: %s", why);
+	if ((res = mailpipectl_db_exec(conn, list_sql, 0, NULL, 0, PGRES_TUPLES_OK, err,
+				       sizeof(err), "cannot list api keys")) == NULL)
 		goto fail;
-	}
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		if ((len = PQgetlength(res, i, 0)) > w_id)
-			w_id = len;
-		if ((len = PQgetlength(res, i, 1)) > w_name)
-			w_name = len;
-		if ((len = PQgetlength(res, i, 3)) > w_scopes)
-			w_scopes = len;
-	}
-	printf("%-*s  %-*s  %-11s  %-*s  %-20s  %s\n", w_id, "ID", w_name, "NAME", "PREFIX",
-	       w_scopes, "SCOPES", "CREATED_AT", "REVOKED_AT");
-	for (i = 0; i < n; i++) {
-		printf("%-*s  ", w_id, PQgetvalue(res, i, 0));
-		print_clean(PQgetvalue(res, i, 1), w_name);
-		printf("  %-11s  %-*s  %-20s  %s\n", PQgetvalue(res, i, 2), w_scopes,
-		       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-	}
+	mailpipectl_print_table(res, PQntuples(res), cols, 6);
 	status = MAILPIPECTL_EXIT_OK;
 	goto out;
 fail:
@@ -340,7 +326,7 @@ static int
 revoke_cmd(int argc, char **argv)
 {
 	const char *url = NULL, *unused = NULL, *params[2];
-	char target[32], err[1024], why[512];
+	char target[32], err[1024];
 	int status = MAILPIPECTL_EXIT_FAIL, by_id = 0;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
@@ -361,12 +347,10 @@ revoke_cmd(int argc, char **argv)
 		goto fail;
 	params[0] = by_id ? target : NULL;
 	params[1] = by_id ? NULL : target;
-	res = PQexecParams(conn, revoke_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot revoke key '%s': %s", argv[optind], why);
+	if ((res = mailpipectl_db_exec(conn, revoke_sql, 2, params, 0, PGRES_TUPLES_OK, err,
+				       sizeof(err), "cannot revoke key '%s'", argv[optind])) ==
+	    NULL)
 		goto fail;
-	}
 	if (PQntuples(res) == 0) {
 		snprintf(err, sizeof(err), "no such key '%s'", argv[optind]);
 		goto fail;

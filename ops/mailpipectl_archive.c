@@ -361,24 +361,21 @@ int
 archive_session(PGconn *conn, long *schema_version, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
-	char why[512];
 	int rc = -1;
 
-	res = PQexec(conn, "SET TimeZone = 'UTC'; SET lock_timeout = '60s'");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot set up the session: %s", why);
+	if (mailpipectl_db_command(conn, "SET TimeZone = 'UTC'", 0, NULL, NULL, err, errlen,
+				   "cannot set up the session") < 0 ||
+	    mailpipectl_db_command(conn, "SET lock_timeout = '60s'", 0, NULL, NULL, err, errlen,
+				   "cannot set up the session") < 0)
 		goto out;
-	}
-	PQclear(res);
-	res = PQexec(conn, "SELECT current_user, pg_get_userbyid(c.relowner),"
-			   " pg_has_role(current_user, c.relowner, 'USAGE')"
-			   " FROM pg_class c WHERE c.oid = to_regclass('events')");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot look up the owner of 'events': %s", why);
+	res = mailpipectl_db_exec(conn,
+				  "SELECT current_user, pg_get_userbyid(c.relowner),"
+				  " pg_has_role(current_user, c.relowner, 'USAGE')"
+				  " FROM pg_class c WHERE c.oid = to_regclass('events')",
+				  0, NULL, 0, PGRES_TUPLES_OK, err, errlen,
+				  "cannot look up the owner of 'events'");
+	if (res == NULL)
 		goto out;
-	}
 	if (PQntuples(res) != 1) {
 		snprintf(err, errlen, "no table 'events': run 'mailpipectl migrate' first");
 		goto out;
@@ -391,12 +388,12 @@ archive_session(PGconn *conn, long *schema_version, char *err, size_t errlen)
 		goto out;
 	}
 	PQclear(res);
-	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot read 'schema_migrations': %s", why);
+	/* an aggregate: always one row */
+	res = mailpipectl_db_exec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+				  0, NULL, 0, PGRES_TUPLES_OK, err, errlen,
+				  "cannot read 'schema_migrations'");
+	if (res == NULL)
 		goto out;
-	}
 	*schema_version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	rc = 0;
 out:

@@ -1,9 +1,10 @@
 /*
- * mailpipectl_db.c: connecting to PostgreSQL and reporting its errors for
- * the mailpipectl subcommands.
+ * mailpipectl_db.c: connecting to PostgreSQL, running statements and reporting their
+ * errors for the mailpipectl subcommands.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,53 @@ out:
 	if (have_cf)
 		config_release(&cf);
 	return rc;
+}
+
+static PGresult *
+vexec(PGconn *conn, const char *sql, int n, const char *const *params, int binary,
+      ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, binary ? 1 : 0);
+	char what[256], why[512];
+
+	if (PQresultStatus(res) == want)
+		return res;
+	mailpipectl_db_error(conn, res, why, sizeof(why));
+	vsnprintf(what, sizeof(what), fmt, ap);
+	snprintf(err, errlen, "%s: %s", what, why);
+	PQclear(res);
+	return NULL;
+}
+
+PGresult *
+mailpipectl_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, int binary,
+		    ExecStatusType want, char *err, size_t errlen, const char *fmt, ...)
+{
+	PGresult *res;
+	va_list ap;
+
+	va_start(ap, fmt);
+	res = vexec(conn, sql, n, params, binary, want, err, errlen, fmt, ap);
+	va_end(ap);
+	return res;
+}
+
+int
+mailpipectl_db_command(PGconn *conn, const char *sql, int n, const char *const *params,
+		       long long *tuples, char *err, size_t errlen, const char *fmt, ...)
+{
+	PGresult *res;
+	va_list ap;
+
+	va_start(ap, fmt);
+	res = vexec(conn, sql, n, params, 0, PGRES_COMMAND_OK, err, errlen, fmt, ap);
+	va_end(ap);
+	if (res == NULL)
+		return -1;
+	if (tuples != NULL)
+		*tuples = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
 }
 
 int

@@ -19,7 +19,6 @@
 
 #include <jansson.h>
 
-#include "config.h"
 #include "mailpipectl.h"
 #include "mailpipectl_dlq.h"
 
@@ -49,7 +48,7 @@ static const char list_sql[] =
     " count(*) OVER ()"
     " FROM dead_letters"
     " CROSS JOIN LATERAL (SELECT regexp_replace(coalesce(error, ''), '\\s+', ' ', 'g')) e (err)"
-    " WHERE" FILTER_WHERE " ORDER BY id LIMIT $6::bigint";
+    " WHERE" FILTER_WHERE " ORDER BY dead_letters.id LIMIT $6::bigint";
 
 /* every column as text, fetched in binary: the payload's bytes as they are */
 static const char show_sql[] =
@@ -202,19 +201,22 @@ mailpipectl_parse_time(const char *s, int relative_ok, double *epoch)
 	return 0;
 }
 
+/* --since (since) or --until: arg, and its epoch seconds as text, into o; -1 after printing. */
 static int
-time_opt(const char *name, const char *arg, const char **out, char *buf, size_t len)
+time_opt(struct dlq_opts *o, int since, const char *arg)
 {
+	char *buf = since ? o->since_buf : o->until_buf;
 	double t;
 
 	if (mailpipectl_parse_time(arg, 1, &t) < 0) {
 		mailpipectl_errx("invalid '--%s' '%s': expected an ISO 8601 time "
 				 "(2026-11-22T10:00:00Z) or a time ago (90s, 30m, 2h, 7d)",
-				 name, arg);
+				 since ? "since" : "until", arg);
 		return -1;
 	}
-	snprintf(buf, len, "%.6f", t);
-	*out = buf;
+	snprintf(buf, sizeof(o->since_buf), "%.6f", t);
+	*(since ? &o->since : &o->until) = buf;
+	*(since ? &o->since_s : &o->until_s) = arg;
 	return 0;
 }
 
@@ -285,17 +287,9 @@ dlq_parse_opts(int argc, char **argv, int which, struct dlq_opts *o)
 			o->nfilters++;
 			break;
 		case 's':
-			if (time_opt("since", optarg, &o->since, o->since_buf,
-				     sizeof(o->since_buf)) < 0)
-				return -1;
-			o->since_s = optarg;
-			o->nfilters++;
-			break;
 		case 'u':
-			if (time_opt("until", optarg, &o->until, o->until_buf,
-				     sizeof(o->until_buf)) < 0)
+			if (time_opt(o, opt == 's', optarg) < 0)
 				return -1;
-			o->until_s = optarg;
 			o->nfilters++;
 			break;
 		case 'p': o->pending = 1; break;
@@ -359,14 +353,6 @@ dlq_parse_ids(int argc, char **argv, const char *sub)
 	return ids;
 }
 
-/* Connects with --database-url, else database.url from the settings. */
-int
-dlq_connect_db(const struct dlq_opts *o, const struct config *cf, PGconn **conn, char *err,
-	       size_t errlen)
-{
-	return mailpipectl_db_connect(o->db_url ? o->db_url : cf->database_url, conn, err, errlen);
-}
-
 void
 dlq_filter_params(const struct dlq_opts *o, int pending, const char *params[5])
 {
@@ -381,17 +367,21 @@ static int
 list_cmd(int argc, char **argv)
 {
 	struct dlq_opts o;
-	struct config cf;
 	const char *params[7];
-	char err[1024], why[512], limit_s[24];
-	int status = MAILPIPECTL_EXIT_USAGE, n, w[6] = {2, 5, 8, 7, 8, 5}, len;
+	char err[1024], limit_s[24];
+	int status = MAILPIPECTL_EXIT_USAGE, n;
 	long total = 0;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
-	static const char *const heads[] = {"ID",      "TOPIC",    "POSITION",
-					    "CREATED", "REPLAYED", "ERROR"};
+	static const struct mailpipectl_col cols[] = {
+	    {"ID", MAILPIPECTL_COL_RIGHT},
+	    {"TOPIC", 0},
+	    {"POSITION", 0},
+	    {"CREATED", 0},
+	    {"REPLAYED", 0},
+	    {"ERROR", 0},
+	};
 
-	memset(&cf, 0, sizeof(cf));
 	if (dlq_parse_opts(argc, argv, O_LIST, &o) < 0)
 		return MAILPIPECTL_EXIT_USAGE;
 	if (optind < argc) {
@@ -400,30 +390,18 @@ list_cmd(int argc, char **argv)
 		goto out;
 	}
 	status = MAILPIPECTL_EXIT_FAIL;
-	if (config_load(&cf, NULL, err, sizeof(err)) < 0 ||
-	    dlq_connect_db(&o, &cf, &conn, err, sizeof(err)) < 0)
+	/* --database-url, else database.url from the settings */
+	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
 		goto fail;
 	dlq_filter_params(&o, o.pending, params);
 	snprintf(limit_s, sizeof(limit_s), "%ld", o.limit);
 	params[5] = o.limit > 0 ? limit_s : NULL;
 	params[6] = STR(ERROR_CLIP);
-	res = PQexecParams(conn, list_sql, 7, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot list dead letters: %s", why);
+	if ((res = mailpipectl_db_exec(conn, list_sql, 7, params, 0, PGRES_TUPLES_OK, err,
+				       sizeof(err), "cannot list dead letters")) == NULL)
 		goto fail;
-	}
 	n = PQntuples(res);
-	for (int i = 0; i < n; i++)
-		for (int c = 0; c < 6; c++)
-			if ((len = PQgetlength(res, i, c)) > w[c])
-				w[c] = len;
-	printf("%*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], heads[0], w[1], heads[1], w[2], heads[2],
-	       w[3], heads[3], w[4], heads[4], heads[5]);
-	for (int i = 0; i < n; i++)
-		printf("%*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], PQgetvalue(res, i, 0), w[1],
-		       PQgetvalue(res, i, 1), w[2], PQgetvalue(res, i, 2), w[3],
-		       PQgetvalue(res, i, 3), w[4], PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+	mailpipectl_print_table(res, n, cols, 6);
 	if (n > 0)
 		total = atol(PQgetvalue(res, 0, 6));
 	if (total > n)
@@ -437,7 +415,6 @@ fail:
 out:
 	PQclear(res);
 	PQfinish(conn);
-	config_release(&cf);
 	return status;
 }
 
@@ -462,15 +439,13 @@ show_cmd(int argc, char **argv)
 	    "created", "replayed", "replay_count", "discarded",
 	};
 	struct dlq_opts o;
-	struct config cf;
 	json_t *ids = NULL, *doc = NULL;
 	const char *params[1];
-	char err[1024], why[512], *pretty = NULL;
+	char err[1024], *pretty = NULL;
 	int status = MAILPIPECTL_EXIT_USAGE;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
 
-	memset(&cf, 0, sizeof(cf));
 	if (dlq_parse_opts(argc, argv, O_SHOW, &o) < 0)
 		return MAILPIPECTL_EXIT_USAGE;
 	if (argc - optind != 1) {
@@ -481,16 +456,14 @@ show_cmd(int argc, char **argv)
 	if ((ids = dlq_parse_ids(argc, argv, "show")) == NULL)
 		goto out;
 	status = MAILPIPECTL_EXIT_FAIL;
-	if (config_load(&cf, NULL, err, sizeof(err)) < 0 ||
-	    dlq_connect_db(&o, &cf, &conn, err, sizeof(err)) < 0)
+	/* --database-url, else database.url from the settings */
+	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
 		goto fail;
 	params[0] = argv[optind];
-	res = PQexecParams(conn, show_sql, 1, NULL, params, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot read dead letter %s: %s", argv[optind], why);
+	if ((res = mailpipectl_db_exec(conn, show_sql, 1, params, 1, PGRES_TUPLES_OK, err,
+				       sizeof(err), "cannot read dead letter %s", argv[optind])) ==
+	    NULL)
 		goto fail;
-	}
 	if (PQntuples(res) == 0) {
 		snprintf(err, sizeof(err), "no dead letter %s", argv[optind]);
 		goto fail;
@@ -518,7 +491,6 @@ out:
 	json_decref(ids);
 	PQclear(res);
 	PQfinish(conn);
-	config_release(&cf);
 	return status;
 }
 
@@ -550,24 +522,22 @@ static int
 discard_cmd(int argc, char **argv)
 {
 	struct dlq_opts o;
-	struct config cf;
 	json_t *ids = NULL;
 	const char *params[7];
-	char err[1024], why[512], lim[24], *ids_s = NULL;
+	char err[1024], lim[24], *ids_s = NULL;
 	int status = MAILPIPECTL_EXIT_USAGE, bad = 0;
 	long count = 0;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
 
-	memset(&cf, 0, sizeof(cf));
 	if (dlq_parse_opts(argc, argv, O_DISCARD, &o) < 0 ||
 	    dlq_check_selection(&o, argc, argv) < 0)
 		return MAILPIPECTL_EXIT_USAGE;
 	if (optind < argc && (ids = dlq_parse_ids(argc, argv, "discard")) == NULL)
 		goto out;
 	status = MAILPIPECTL_EXIT_FAIL;
-	if (config_load(&cf, NULL, err, sizeof(err)) < 0 ||
-	    dlq_connect_db(&o, &cf, &conn, err, sizeof(err)) < 0)
+	/* --database-url, else database.url from the settings */
+	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
 		goto fail;
 	if (ids) {
 		if ((ids_s = json_dumps(ids, JSON_COMPACT)) == NULL) {
@@ -576,19 +546,16 @@ discard_cmd(int argc, char **argv)
 		}
 		params[0] = ids_s;
 		params[1] = o.dry_run ? "true" : "false";
-		res = PQexecParams(conn, discard_ids_sql, 2, NULL, params, NULL, NULL, 0);
 	} else {
 		dlq_filter_params(&o, 1, params);
 		snprintf(lim, sizeof(lim), "%ld", o.limit);
 		params[5] = o.limit > 0 ? lim : NULL;
 		params[6] = o.dry_run ? "true" : "false";
-		res = PQexecParams(conn, discard_filter_sql, 7, NULL, params, NULL, NULL, 0);
 	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot discard dead letters: %s", why);
+	if ((res = mailpipectl_db_exec(conn, ids ? discard_ids_sql : discard_filter_sql,
+				       ids ? 2 : 7, params, 0, PGRES_TUPLES_OK, err, sizeof(err),
+				       "cannot discard dead letters")) == NULL)
 		goto fail;
-	}
 	if (ids) {
 		for (int i = 0; i < PQntuples(res); i++) {
 			if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
@@ -616,7 +583,6 @@ out:
 	json_decref(ids);
 	PQclear(res);
 	PQfinish(conn);
-	config_release(&cf);
 	return status;
 }
 

@@ -54,10 +54,6 @@ int dlq_check_selection(const struct dlq_opts *o, int argc, char **argv) MAILPIP
 /* Operands argv[optind..] as dead letter ids: a new JSON array, or NULL after printing. */
 json_t *dlq_parse_ids(int argc, char **argv, const char *sub);
 
-/* Connects with --database-url, else database.url from the settings; -1 with err. */
-int dlq_connect_db(const struct dlq_opts *o, const struct config *cf, PGconn **conn, char *err,
-		   size_t errlen) MAILPIPECTL_MUSTCHECK;
-
 /* The parameters $1..$5 of FILTER_WHERE (borrowed from o). */
 void dlq_filter_params(const struct dlq_opts *o, int pending, const char *params[5]);
 

@@ -40,12 +40,13 @@ static const char pick_ids_sql[] =
     "SELECT id::text, coalesce(topic, ''), coalesce(payload, ''::bytea),"
     " (discarded_at IS NOT NULL)::text"
     " FROM dead_letters WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)"
-    " ORDER BY id";
+    " ORDER BY dead_letters.id"; /* not the text column id */
 
 /* ... or by the filters, pending only, a batch after id $6, at most $7 */
 static const char pick_filter_sql[] =
     "SELECT id::text, coalesce(topic, ''), coalesce(payload, ''::bytea), 'false'"
-    " FROM dead_letters WHERE" FILTER_WHERE " AND id > $6::bigint ORDER BY id LIMIT $7::bigint";
+    " FROM dead_letters WHERE" FILTER_WHERE " AND id > $6::bigint"
+    " ORDER BY dead_letters.id LIMIT $7::bigint";
 
 /* The rule for a replayed mail: a failed message starts again, anything else is left. */
 static const char reset_sql[] =
@@ -136,12 +137,25 @@ prepare(struct replay *rp, PGresult *res, int i, struct item *it)
 	return 0;
 }
 
+/* DEL key on Redis; -1 when Redis cannot be reached. */
+static int
+del_key(struct replay *rp, const char *key)
+{
+	const char *argv[2] = {"DEL", key};
+	redisReply *r = rconn_command(rp->redis, 2, argv, NULL);
+
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
 /* Resets the failed messages among the batch's mails (see the header comment). */
 static int
 reset_mails(struct replay *rp, struct item *items, size_t n, char *err, size_t errlen)
 {
 	json_t *mids = json_array();
-	char *mids_s = NULL, age_s[24], why[512], key[512];
+	char *mids_s = NULL, age_s[24], key[512];
 	const char *params[2];
 	PGresult *res = NULL;
 	int rc = -1, any = 0;
@@ -163,16 +177,11 @@ reset_mails(struct replay *rp, struct item *items, size_t n, char *err, size_t e
 	snprintf(age_s, sizeof(age_s), "%ld", rp->cf->sender_max_age_seconds);
 	params[0] = mids_s;
 	params[1] = age_s;
-	res = PQexecParams(rp->conn, reset_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(rp->conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot reset the failed messages: %s", why);
+	if ((res = mailpipectl_db_exec(rp->conn, reset_sql, 2, params, 0, PGRES_TUPLES_OK, err,
+				       errlen, "cannot reset the failed messages")) == NULL)
 		goto out;
-	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *mid = PQgetvalue(res, i, 0);
-		const char *argv[2] = {"DEL", key};
-		redisReply *r;
 
 		rp->reset++;
 		if (strcmp(PQgetvalue(res, i, 1), "true") == 0)
@@ -180,12 +189,10 @@ reset_mails(struct replay *rp, struct item *items, size_t n, char *err, size_t e
 					 "(%ld): the sender will fail it again",
 					 mid, rp->cf->sender_max_age_seconds);
 		snprintf(key, sizeof(key), "%smsg:%s", rp->cf->redis_prefix, mid);
-		if ((r = rconn_command(rp->redis, 2, argv, NULL)) == NULL)
+		if (del_key(rp, key) < 0)
 			mailpipectl_errx("warning: cannot delete the redis key '%s' (the sender "
 					 "does not need it gone: postgresql decides)",
 					 key);
-		else
-			freeReplyObject(r);
 	}
 	rc = 0;
 	goto out;
@@ -209,19 +216,13 @@ unmark_events(struct replay *rp, const struct item *items, size_t n)
 	char key[1024];
 
 	for (size_t i = 0; i < n; i++) {
-		const char *argv[2] = {"DEL", key};
-		redisReply *r;
-
 		if (items[i].event_id == NULL)
 			continue;
 		snprintf(key, sizeof(key), "%sev:%s", rp->cf->redis_prefix, items[i].event_id);
-		if ((r = rconn_command(rp->redis, 2, argv, NULL)) == NULL) {
+		if (del_key(rp, key) < 0)
 			mailpipectl_errx("warning: cannot delete the redis marker '%s': the sink "
 					 "may skip that event until the marker expires",
 					 key);
-			continue;
-		}
-		freeReplyObject(r);
 	}
 }
 
@@ -233,7 +234,6 @@ publish(struct replay *rp, struct item *items, size_t n, char *err, size_t errle
 	json_t *ids = json_array();
 	char *ids_s = NULL, why[512];
 	const char *params[1];
-	PGresult *res = NULL;
 	int rc = -1;
 
 	if (ids == NULL || (w = kpub_wait_new()) == NULL)
@@ -260,15 +260,10 @@ publish(struct replay *rp, struct item *items, size_t n, char *err, size_t errle
 	if ((ids_s = json_dumps(ids, JSON_COMPACT)) == NULL)
 		goto oom;
 	params[0] = ids_s;
-	res = PQexecParams(rp->conn, mark_sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mailpipectl_db_error(rp->conn, res, why, sizeof(why));
-		snprintf(err, errlen,
-			 "replayed, but cannot mark them replayed (a replay again is a "
-			 "no-op): %s",
-			 why);
+	if (mailpipectl_db_command(rp->conn, mark_sql, 1, params, NULL, err, errlen,
+				   "replayed, but cannot mark them replayed (a replay again is a "
+				   "no-op)") < 0)
 		goto out;
-	}
 	rp->done += n;
 	rc = 0;
 	goto out;
@@ -279,7 +274,6 @@ out:
 	json_decref(ids);
 	if (w)
 		kpub_wait_release(w);
-	PQclear(res);
 	return rc;
 }
 
@@ -345,16 +339,8 @@ static PGresult *
 pick(struct replay *rp, const char *sql, int nparams, const char *const *params, char *err,
      size_t errlen)
 {
-	PGresult *res = PQexecParams(rp->conn, sql, nparams, NULL, params, NULL, NULL, 1);
-	char why[512];
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(rp->conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot read dead letters: %s", why);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	return mailpipectl_db_exec(rp->conn, sql, nparams, params, 1, PGRES_TUPLES_OK, err, errlen,
+				   "cannot read dead letters");
 }
 
 /* By ids: every one must exist and not be discarded, else nothing is replayed. */
@@ -457,7 +443,8 @@ dlq_replay_cmd(int argc, char **argv)
 	rp.cf = &cf;
 	rp.next_progress = time(NULL) + 1;
 	if (config_load(&cf, NULL, err, sizeof(err)) < 0 ||
-	    dlq_connect_db(&o, &cf, &rp.conn, err, sizeof(err)) < 0)
+	    mailpipectl_db_connect(o.db_url ? o.db_url : cf.database_url, &rp.conn, err,
+				   sizeof(err)) < 0)
 		goto fail;
 	if (!o.dry_run &&
 	    ((rp.redis = rconn_new(o.redis_url ? o.redis_url : cf.redis_url, err, sizeof(err))) ==

@@ -324,24 +324,14 @@ out:
 static int MAILPIPECTL_MUSTCHECK
 create_table(PGconn *conn, char *err, size_t errlen)
 {
-	PGresult *res = NULL;
-	char why[512];
-	int rc = -1;
-
-	res = PQexec(conn, "CREATE TABLE schema_migrations ("
-			   " version int PRIMARY KEY,"
-			   " name text NOT NULL,"
-			   " checksum text NOT NULL,"
-			   " applied_at timestamptz NOT NULL DEFAULT now())");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot create 'schema_migrations': %s", why);
-		goto out;
-	}
-	rc = 0;
-out:
-	PQclear(res);
-	return rc;
+	return mailpipectl_db_command(conn,
+				      "CREATE TABLE schema_migrations ("
+				      " version int PRIMARY KEY,"
+				      " name text NOT NULL,"
+				      " checksum text NOT NULL,"
+				      " applied_at timestamptz NOT NULL DEFAULT now())",
+				      0, NULL, NULL, err, errlen,
+				      "cannot create 'schema_migrations'");
 }
 
 /* Loads schema_migrations into st->rows, sorted by version. */
@@ -350,18 +340,16 @@ load_applied(PGconn *conn, struct migrate_state *st, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	struct applied *a;
-	char why[512];
 	int i, n, rc = -1;
 
-	res =
-	    PQexec(conn, "SELECT version, name, checksum,"
-			 " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-			 " FROM schema_migrations ORDER BY version");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot read 'schema_migrations': %s", why);
+	res = mailpipectl_db_exec(
+	    conn,
+	    "SELECT version, name, checksum,"
+	    " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " FROM schema_migrations ORDER BY version",
+	    0, NULL, 0, PGRES_TUPLES_OK, err, errlen, "cannot read 'schema_migrations'");
+	if (res == NULL)
 		goto out;
-	}
 	n = PQntuples(res);
 	if (n > 0 && (st->rows = calloc((size_t)n, sizeof(*st->rows))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -471,32 +459,17 @@ position_line(const char *sql, long pos)
 	return line;
 }
 
-static int MAILPIPECTL_MUSTCHECK
-exec_command(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
-{
-	PGresult *res = PQexec(conn, sql);
-	char why[512];
-	int rc = 0;
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot %s: %s", what, why);
-		rc = -1;
-	}
-	PQclear(res);
-	return rc;
-}
-
 /* Applies m in its own transaction together with its schema_migrations row. */
 static int MAILPIPECTL_MUSTCHECK
 apply_one(PGconn *conn, const struct migration *m, char *err, size_t errlen)
 {
 	PGresult *res = NULL;
 	const char *params[3], *pos;
-	char version[16], why[512], where[32] = "", what[NAME_MAX + 32];
+	char version[16], why[512], where[32] = "";
 	int rc = -1, begun = 0;
 
-	if (exec_command(conn, "BEGIN", "begin a transaction", err, errlen) < 0)
+	if (mailpipectl_db_command(conn, "BEGIN", 0, NULL, NULL, err, errlen,
+				   "cannot begin a transaction") < 0)
 		goto out;
 	begun = 1;
 
@@ -528,21 +501,16 @@ apply_one(PGconn *conn, const struct migration *m, char *err, size_t errlen)
 	params[0] = version;
 	params[1] = m->name;
 	params[2] = m->checksum;
-	res = PQexecParams(conn,
-			   "INSERT INTO schema_migrations (version, name, checksum)"
-			   " VALUES ($1::int, $2::text, $3::text)",
-			   3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "cannot record migration '%s': %s", m->name, why);
+	if (mailpipectl_db_command(conn,
+				   "INSERT INTO schema_migrations (version, name, checksum)"
+				   " VALUES ($1::int, $2::text, $3::text)",
+				   3, params, NULL, err, errlen, "cannot record migration '%s'",
+				   m->name) < 0)
 		goto out;
-	}
-	PQclear(res);
-	res = NULL;
 
 	begun = 0; /* a failed COMMIT leaves no transaction open */
-	snprintf(what, sizeof(what), "commit migration '%s'", m->name);
-	if (exec_command(conn, "COMMIT", what, err, errlen) < 0)
+	if (mailpipectl_db_command(conn, "COMMIT", 0, NULL, NULL, err, errlen,
+				   "cannot commit migration '%s'", m->name) < 0)
 		goto out;
 	rc = 0;
 out:

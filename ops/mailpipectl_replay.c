@@ -26,13 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "../workers/sink.h"
 #include "config.h"
-#include "event.h"
 #include "kconf.h"
 #include "log.h"
 #include "mailpipectl.h"
@@ -488,39 +486,6 @@ progress(struct run *r, int force)
 	fputs(any ? "\n" : " nothing to read\n", stderr);
 }
 
-static void
-add_dead(struct sink_dead *d, const rd_kafka_message_t *m, const char *error)
-{
-	d->topic = rd_kafka_topic_name(m->rkt);
-	d->partition = m->partition;
-	d->offset = m->offset;
-	d->payload = m->payload;
-	d->len = m->len;
-	snprintf(d->error, sizeof(d->error), "%s", error);
-}
-
-/* Copies the addresses the last batch suppressed into the Redis mirror (as the sink does). */
-static void
-mirror_suppressions(struct run *r)
-{
-	size_t n = store_suppressed_count(r->st);
-	char key[256];
-
-	snprintf(key, sizeof(key), "%ssuppressed", r->cf->redis_prefix);
-	for (size_t i = 0; i < n; i++) {
-		const char *argv[] = {"SADD", key, store_suppressed_email(r->st, i)};
-		redisReply *rep = rconn_command(r->redis, 3, argv, NULL);
-
-		if (rep == NULL) {
-			fprintf(stderr,
-				"mailpipectl: replay: warning: suppressions not mirrored "
-				"to redis (postgresql, which the sender reads, has them)\n");
-			return;
-		}
-		freeReplyObject(rep);
-	}
-}
-
 /*
  * Writes the n messages of one partition (msgs[0..n)) like the sink: valid events through
  * store_write, the rest as dead letters.  -1 with err when the database kept refusing.
@@ -533,37 +498,13 @@ write_part(struct run *r, struct part *p, rd_kafka_message_t **msgs, size_t n, c
 	struct store_result res;
 	int rc = -1;
 
+	/* only the events topic is read: no dead-letter topic */
 	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = msgs[i];
-		struct event_info info;
-		const char *field;
-		json_error_t jerr;
-		char why[256];
-
-		r->docs[i] = NULL;
-		if (m->payload == NULL || m->len == 0) {
-			add_dead(&r->dead[ndead++], m, "empty record");
-			continue;
-		}
-		if ((r->docs[i] = json_loadb(m->payload, m->len, 0, &jerr)) == NULL) {
-			snprintf(why, sizeof(why), "record is not valid JSON: %s", jerr.text);
-			add_dead(&r->dead[ndead++], m, why);
-			continue;
-		}
-		if (event_check(r->docs[i], &info, why, sizeof(why), &field) < 0) {
-			add_dead(&r->dead[ndead++], m, why);
-			continue;
-		}
-		r->ev[nev++] = (struct sink_event){
-		    .topic = rd_kafka_topic_name(m->rkt),
-		    .sg_event_id = info.sg_event_id,
-		    .time_us = info.time_us,
-		    .raw = m->payload,
-		    .raw_len = m->len,
-		    .received_ms = rd_kafka_message_timestamp(m, NULL),
-		    .partition = m->partition,
-		    .offset = m->offset,
-		};
+		if ((r->docs[i] = sink_classify(msgs[i], NULL, &r->ev[nev], &r->dead[ndead])) ==
+		    NULL)
+			ndead++;
+		else
+			nev++;
 	}
 	ndead0 = ndead;
 	for (int tries = 1;; tries++) {
@@ -576,7 +517,9 @@ write_part(struct run *r, struct part *p, rd_kafka_message_t **msgs, size_t n, c
 			tries, WRITE_TRIES, err);
 		sleep((unsigned)tries);
 	}
-	mirror_suppressions(r);
+	if (sink_mirror_suppressions(r->st, r->redis, r->cf->redis_prefix) < 0)
+		fprintf(stderr, "mailpipectl: replay: warning: suppressions not mirrored "
+				"to redis (postgresql, which the sender reads, has them)\n");
 	p->written += res.inserted;
 	p->dups += res.duplicates;
 	p->dead += ndead;

@@ -51,27 +51,6 @@ restore_usage(FILE *out)
 	      out);
 }
 
-static int
-command(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **out,
-	const char *what, char *err, size_t errlen)
-{
-	char why[512];
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "%s: %s", what, why);
-		PQclear(res);
-		return -1;
-	}
-	if (out != NULL)
-		*out = res;
-	else
-		PQclear(res);
-	return 0;
-}
-
 /* Recreates the monthly partition of the archive when missing. */
 static int
 ensure_partition(struct restore *r, char *err, size_t errlen)
@@ -80,7 +59,7 @@ ensure_partition(struct restore *r, char *err, size_t errlen)
 	const char *rto = json_string_value(json_object_get(r->manifest, "range_to"));
 	char month[16];
 	const char *params[1] = {month};
-	PGresult *res = NULL;
+	PGresult *res;
 	time_t from, to, mf, mt;
 	int y, m;
 
@@ -96,8 +75,9 @@ ensure_partition(struct restore *r, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(month, sizeof(month), "%04d-%02d-01", y, m);
-	if (command(r->conn, "SELECT mailpipe_create_partition($1::date)", 1, params, &res,
-		    "cannot create the partition", err, errlen) < 0)
+	res = mailpipectl_db_exec(r->conn, "SELECT mailpipe_create_partition($1::date)", 1, params,
+				  0, PGRES_TUPLES_OK, err, errlen, "cannot create the partition");
+	if (res == NULL)
 		return -1;
 	r->created = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
@@ -170,19 +150,20 @@ out:
 static int
 run_restore(struct restore *r, char *err, size_t errlen)
 {
-	PGresult *res = NULL;
 	long schema = 0;
 	int in_tx = 0, rc = -1;
 
 	if (archive_session(r->conn, &schema, err, errlen) < 0 ||
-	    command(r->conn, "BEGIN", 0, NULL, NULL, "cannot begin", err, errlen) < 0)
+	    mailpipectl_db_command(r->conn, "BEGIN", 0, NULL, NULL, err, errlen, "cannot begin") <
+		0)
 		goto out;
 	in_tx = 1;
 	if (ensure_partition(r, err, errlen) < 0 ||
-	    command(r->conn,
-		    "CREATE TEMP TABLE mailpipe_restore (line jsonb NOT NULL)"
-		    " ON COMMIT DROP",
-		    0, NULL, NULL, "cannot create the staging table", err, errlen) < 0 ||
+	    mailpipectl_db_command(r->conn,
+				   "CREATE TEMP TABLE mailpipe_restore (line jsonb NOT NULL)"
+				   " ON COMMIT DROP",
+				   0, NULL, NULL, err, errlen,
+				   "cannot create the staging table") < 0 ||
 	    copy_in(r, err, errlen) < 0)
 		goto out;
 	if (r->loaded != r->rows) {
@@ -191,28 +172,24 @@ run_restore(struct restore *r, char *err, size_t errlen)
 		goto out;
 	}
 	/* the sink's rule: an events row only for a guard this statement inserted */
-	if (command(r->conn,
-		    "WITH src AS ("
-		    "  SELECT DISTINCT ON (e.sg_event_id) e.*"
-		    "  FROM mailpipe_restore s, jsonb_populate_record(NULL::events, s.line) e"
-		    "  ORDER BY e.sg_event_id, e.received_at),"
-		    " g AS ("
-		    "  INSERT INTO event_ids (sg_event_id, event_time)"
-		    "  SELECT sg_event_id, event_time FROM src"
-		    "  ON CONFLICT (sg_event_id) DO NOTHING RETURNING sg_event_id)"
-		    " INSERT INTO events SELECT src.* FROM src JOIN g USING (sg_event_id)",
-		    0, NULL, &res, "cannot insert the rows", err, errlen) < 0)
-		goto out;
-	r->inserted = strtoll(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
-	res = NULL;
-	if (command(r->conn, r->dry_run ? "ROLLBACK" : "COMMIT", 0, NULL, NULL, "cannot commit",
-		    err, errlen) < 0)
+	if (mailpipectl_db_command(
+		r->conn,
+		"WITH src AS ("
+		"  SELECT DISTINCT ON (e.sg_event_id) e.*"
+		"  FROM mailpipe_restore s, jsonb_populate_record(NULL::events, s.line) e"
+		"  ORDER BY e.sg_event_id, e.received_at),"
+		" g AS ("
+		"  INSERT INTO event_ids (sg_event_id, event_time)"
+		"  SELECT sg_event_id, event_time FROM src"
+		"  ON CONFLICT (sg_event_id) DO NOTHING RETURNING sg_event_id)"
+		" INSERT INTO events SELECT src.* FROM src JOIN g USING (sg_event_id)",
+		0, NULL, &r->inserted, err, errlen, "cannot insert the rows") < 0 ||
+	    mailpipectl_db_command(r->conn, r->dry_run ? "ROLLBACK" : "COMMIT", 0, NULL, NULL, err,
+				   errlen, "cannot commit") < 0)
 		goto out;
 	in_tx = 0;
 	rc = 0;
 out:
-	PQclear(res);
 	if (in_tx)
 		PQclear(PQexec(r->conn, "ROLLBACK"));
 	return rc;

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "mailpipectl.h"
 #include "mailpipectl_archive.h"
+#include "metrics.h"
 #include "retention.h"
 
 #define PROGRESS_EVERY_S 5.0
@@ -74,46 +75,6 @@ retention_usage(FILE *out)
 	      out);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs sql with n text parameters, expecting want; NULL and err on anything else. */
-static PGresult *
-run(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
-    const char *what, char *err, size_t errlen)
-{
-	char why[512];
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != want) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, errlen, "%s: %s", what, why);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
-static int
-run_cmd(PGconn *conn, const char *sql, int n, const char *const *params, long long *tuples,
-	const char *what, char *err, size_t errlen)
-{
-	PGresult *res = run(conn, sql, n, params, PGRES_COMMAND_OK, what, err, errlen);
-
-	if (res == NULL)
-		return -1;
-	if (tuples != NULL)
-		*tuples = strtoll(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
-	return 0;
-}
-
 static void
 rollback(PGconn *conn)
 {
@@ -139,7 +100,7 @@ run_ident(PGconn *conn, const char *before, const char *table, const char *after
 		goto out;
 	}
 	snprintf(sql, len, "%s%s%s", before, ident, after);
-	rc = run_cmd(conn, sql, 0, NULL, NULL, what, err, errlen);
+	rc = mailpipectl_db_command(conn, sql, 0, NULL, NULL, err, errlen, "%s", what);
 out:
 	free(sql);
 	PQfreemem(ident);
@@ -154,8 +115,9 @@ set_cutoff(PGconn *conn, time_t cutoff, char *err, size_t errlen)
 	PGresult *res;
 
 	retention_format_time(cutoff, t, sizeof(t));
-	res = run(conn, "SELECT set_config('mailpipe.cutoff', $1, false)", 1, params,
-		  PGRES_TUPLES_OK, "cannot set the cut-off", err, errlen);
+	res =
+	    mailpipectl_db_exec(conn, "SELECT set_config('mailpipe.cutoff', $1, false)", 1, params,
+				0, PGRES_TUPLES_OK, err, errlen, "cannot set the cut-off");
 	PQclear(res);
 	return res ? 0 : -1;
 }
@@ -181,7 +143,8 @@ count_rows(struct retention *r, const struct target *t, struct stats *st, char *
 			 "SELECT count(*), min(event_time), max(event_time) FROM %s", ident);
 		PQfreemem(ident);
 	}
-	res = run(r->conn, sql, 0, NULL, PGRES_TUPLES_OK, "cannot count the rows", err, errlen);
+	res = mailpipectl_db_exec(r->conn, sql, 0, NULL, 0, PGRES_TUPLES_OK, err, errlen,
+				  "cannot count the rows");
 	if (res == NULL)
 		return -1;
 	st->rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -228,7 +191,7 @@ copy_out(struct retention *r, const struct target *t, gzFile gz, long long *rows
 	char sql[512], why[512];
 	char *ident = NULL, *buf = NULL;
 	PGresult *res = NULL;
-	double start = now_s(), last = start;
+	double start = metrics_now(), last = start;
 	long long n = 0;
 	int len, rc = -1;
 
@@ -271,8 +234,8 @@ copy_out(struct retention *r, const struct target *t, gzFile gz, long long *rows
 		PQfreemem(buf);
 		buf = NULL;
 		n++;
-		if ((n & 1023) == 0 && now_s() - last >= PROGRESS_EVERY_S) {
-			last = now_s();
+		if ((n & 1023) == 0 && metrics_now() - last >= PROGRESS_EVERY_S) {
+			last = metrics_now();
 			fprintf(stderr, "retention: %s: %lld rows so far (%.0f rows/s)\n", t->table,
 				n, (double)n / (last - start));
 		}
@@ -393,7 +356,7 @@ archive_target(struct retention *r, const struct target *t, char *err, size_t er
 	struct stats st;
 	json_t *m = NULL, *check = NULL;
 	long long rows = 0, bytes = 0, guards = 0, deleted = 0;
-	double start = now_s(), secs;
+	double start = metrics_now(), secs;
 	int in_tx = 0, rc = -1;
 
 	snprintf(file, sizeof(file), "%s" ARCHIVE_DATA_SUFFIX, t->name);
@@ -407,7 +370,8 @@ archive_target(struct retention *r, const struct target *t, char *err, size_t er
 	retention_format_time(t->from, from, sizeof(from));
 	retention_format_time(t->to, to, sizeof(to));
 
-	if (run_cmd(r->conn, "BEGIN", 0, NULL, NULL, "cannot begin", err, errlen) < 0)
+	if (mailpipectl_db_command(r->conn, "BEGIN", 0, NULL, NULL, err, errlen, "cannot begin") <
+	    0)
 		goto out;
 	in_tx = 1;
 	if (run_ident(r->conn, "LOCK TABLE ", t->table, " IN SHARE MODE", "cannot lock", err,
@@ -439,14 +403,14 @@ archive_target(struct retention *r, const struct target *t, char *err, size_t er
 		goto out;
 
 	if (t->is_default) {
-		if (run_cmd(
+		if (mailpipectl_db_command(
 			r->conn,
 			"DELETE FROM event_ids g USING events_default d"
 			" WHERE d.event_time < $1::timestamptz AND g.sg_event_id = d.sg_event_id",
-			1, params + 1, &guards, "cannot delete the guards", err, errlen) < 0 ||
-		    run_cmd(r->conn,
-			    "DELETE FROM events_default WHERE event_time < $1::timestamptz", 1,
-			    params + 1, &deleted, "cannot delete the rows", err, errlen) < 0)
+			1, params + 1, &guards, err, errlen, "cannot delete the guards") < 0 ||
+		    mailpipectl_db_command(
+			r->conn, "DELETE FROM events_default WHERE event_time < $1::timestamptz", 1,
+			params + 1, &deleted, err, errlen, "cannot delete the rows") < 0)
 			goto out;
 		if (deleted != rows) {
 			snprintf(err, errlen, "'%s': would delete %lld rows, archived %lld",
@@ -456,16 +420,18 @@ archive_target(struct retention *r, const struct target *t, char *err, size_t er
 	} else {
 		if (run_ident(r->conn, "DROP TABLE ", t->table, "", "cannot drop", err, errlen) <
 			0 ||
-		    run_cmd(r->conn,
-			    "DELETE FROM event_ids WHERE event_time >= $1::timestamptz"
-			    " AND event_time < $2::timestamptz",
-			    2, params, &guards, "cannot delete the guards", err, errlen) < 0)
+		    mailpipectl_db_command(
+			r->conn,
+			"DELETE FROM event_ids WHERE event_time >= $1::timestamptz"
+			" AND event_time < $2::timestamptz",
+			2, params, &guards, err, errlen, "cannot delete the guards") < 0)
 			goto out;
 	}
-	if (run_cmd(r->conn, "COMMIT", 0, NULL, NULL, "cannot commit", err, errlen) < 0)
+	if (mailpipectl_db_command(r->conn, "COMMIT", 0, NULL, NULL, err, errlen, "cannot commit") <
+	    0)
 		goto out;
 	in_tx = 0;
-	secs = now_s() - start;
+	secs = metrics_now() - start;
 	fprintf(stderr,
 		"retention: %s: %lld rows archived to %s and verified, %s, %lld guards "
 		"deleted (%.1f s, %.0f rows/s)\n",
@@ -514,11 +480,12 @@ find_targets(struct retention *r, struct target **out, size_t *count, char *err,
 	size_t n = 0;
 	int rc = -1;
 
-	res = run(r->conn,
-		  "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-		  " JOIN pg_class c ON c.oid = i.inhrelid"
-		  " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname",
-		  0, NULL, PGRES_TUPLES_OK, "cannot list the partitions of 'events'", err, errlen);
+	res = mailpipectl_db_exec(
+	    r->conn,
+	    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+	    " JOIN pg_class c ON c.oid = i.inhrelid"
+	    " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname",
+	    0, NULL, 0, PGRES_TUPLES_OK, err, errlen, "cannot list the partitions of 'events'");
 	if (res == NULL)
 		goto out;
 	if ((ts = calloc((size_t)PQntuples(res) + 1, sizeof(*ts))) == NULL) {

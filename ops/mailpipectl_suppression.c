@@ -110,8 +110,10 @@ static int
 list_cmd(int argc, char **argv)
 {
 	const char *db_url = NULL, *redis_url = NULL, *reason = NULL, *params[2];
-	char err[1024], why[512], limit_s[24];
-	int status, i, n, w_email = 5, w_reason = 6, w_source = 12, len;
+	char err[1024], limit_s[24];
+	static const struct mailpipectl_col cols[] = {
+	    {"EMAIL", 0}, {"REASON", 0}, {"SOURCE_EVENT", 0}, {"CREATED_AT", 0}};
+	int status, n;
 	long limit = LIMIT_DEFAULT;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
@@ -130,29 +132,13 @@ list_cmd(int argc, char **argv)
 	snprintf(limit_s, sizeof(limit_s), "%ld", limit + 1);
 	params[0] = reason;
 	params[1] = limit > 0 ? limit_s : NULL; /* LIMIT NULL: no limit */
-	res = PQexecParams(conn, list_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot list suppressions: %s", why);
+	if ((res = mailpipectl_db_exec(conn, list_sql, 2, params, 0, PGRES_TUPLES_OK, err,
+				       sizeof(err), "cannot list suppressions")) == NULL)
 		goto fail;
-	}
 	n = PQntuples(res);
 	if (limit > 0 && n > limit)
 		n = (int)limit;
-	for (i = 0; i < n; i++) {
-		if ((len = PQgetlength(res, i, 0)) > w_email)
-			w_email = len;
-		if ((len = PQgetlength(res, i, 1)) > w_reason)
-			w_reason = len;
-		if ((len = PQgetlength(res, i, 2)) > w_source)
-			w_source = len;
-	}
-	printf("%-*s  %-*s  %-*s  %s\n", w_email, "EMAIL", w_reason, "REASON", w_source,
-	       "SOURCE_EVENT", "CREATED_AT");
-	for (i = 0; i < n; i++)
-		printf("%-*s  %-*s  %-*s  %s\n", w_email, PQgetvalue(res, i, 0), w_reason,
-		       PQgetvalue(res, i, 1), w_source, PQgetvalue(res, i, 2),
-		       PQgetvalue(res, i, 3));
+	mailpipectl_print_table(res, n, cols, 4);
 	if (limit > 0 && PQntuples(res) > limit)
 		mailpipectl_errx("showing the newest %ld: there are more (see '--limit')", limit);
 	status = MAILPIPECTL_EXIT_OK;
@@ -170,7 +156,7 @@ remove_cmd(int argc, char **argv)
 {
 	const char *db_url = NULL, *redis_url = NULL, *unused = NULL, *params[2];
 	const char *members[4];
-	char email[SUPPRESS_EMAIL_MAX + 1], err[1024], why[512];
+	char email[SUPPRESS_EMAIL_MAX + 1], err[1024];
 	int status, i, have_cf = 0;
 	size_t n;
 	long long removed = 0;
@@ -204,12 +190,10 @@ remove_cmd(int argc, char **argv)
 	/* any reason (list NULL); matched lower-cased by PostgreSQL as well */
 	params[0] = NULL;
 	params[1] = email;
-	res = PQexecParams(conn, suppress_delete_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mailpipectl_db_error(conn, res, why, sizeof(why));
-		snprintf(err, sizeof(err), "cannot remove '%s' from suppressions: %s", email, why);
+	if ((res = mailpipectl_db_exec(conn, suppress_delete_sql, 2, params, 0, PGRES_TUPLES_OK,
+				       err, sizeof(err), "cannot remove '%s' from suppressions",
+				       email)) == NULL)
 		goto fail;
-	}
 	/* the set holds what the rows held; the address lower-cased, in any case */
 	n = suppress_members(res, email, members, sizeof(members) / sizeof(members[0]));
 	for (i = 0; i < PQntuples(res); i++)

@@ -17,7 +17,6 @@
 
 #include "backoff.h"
 #include "config.h"
-#include "event.h"
 #include "idem.h"
 #include "kcons.h"
 #include "log.h"
@@ -53,31 +52,6 @@ struct sink {
 	struct totals total;
 };
 
-static const char *
-header_value(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)
-{
-	rd_kafka_headers_t *h = NULL;
-	const void *v;
-	size_t vlen;
-
-	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_header_get_last(h, name, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
-		return NULL;
-	snprintf(buf, len, "%.*s", (int)vlen, (const char *)v);
-	return buf;
-}
-
-static void
-add_dead(struct sink_dead *d, const rd_kafka_message_t *m, const char *error)
-{
-	d->topic = rd_kafka_topic_name(m->rkt);
-	d->partition = m->partition;
-	d->offset = m->offset;
-	d->payload = m->payload;
-	d->len = m->len;
-	snprintf(d->error, sizeof(d->error), "%s", error);
-}
-
 /*
  * Sorts n messages into events to write and dead letters; returns the number of events.
  * docs[i] keeps each parsed event alive until the batch is done.
@@ -85,52 +59,18 @@ add_dead(struct sink_dead *d, const rd_kafka_message_t *m, const char *error)
 static size_t
 classify(struct sink *s, size_t n, size_t *ndead)
 {
-	const struct config *cf = s->cf;
 	size_t nev = 0;
 
 	*ndead = 0;
 	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = s->msgs[i];
-		const char *topic = rd_kafka_topic_name(m->rkt);
-		char why[256], hdr[200];
-		const char *field;
-		struct event_info info;
-		json_error_t jerr;
-		json_t *doc;
-
-		s->docs[i] = NULL;
-		if (strcmp(topic, cf->kafka_events_dlq_topic) == 0) {
-			const char *e = header_value(m, "error", hdr, sizeof(hdr));
-			add_dead(&s->dead[(*ndead)++], m, e ? e : "dead-lettered by its producer");
+		s->docs[i] = sink_classify(s->msgs[i], s->cf->kafka_events_dlq_topic, &s->ev[nev],
+					   &s->dead[*ndead]);
+		if (s->docs[i] == NULL) {
+			(*ndead)++;
 			continue;
 		}
-		if (m->payload == NULL || m->len == 0) {
-			add_dead(&s->dead[(*ndead)++], m, "empty record");
-			continue;
-		}
-		doc = json_loadb(m->payload, m->len, 0, &jerr);
-		if (doc == NULL) {
-			snprintf(why, sizeof(why), "record is not valid JSON: %s", jerr.text);
-			add_dead(&s->dead[(*ndead)++], m, why);
-			continue;
-		}
-		if (event_check(doc, &info, why, sizeof(why), &field) < 0) {
-			add_dead(&s->dead[(*ndead)++], m, why);
-			json_decref(doc);
-			continue;
-		}
-		s->docs[i] = doc;
-		s->ev[nev] = (struct sink_event){
-		    .topic = topic,
-		    .sg_event_id = info.sg_event_id,
-		    .time_us = info.time_us,
-		    .raw = m->payload,
-		    .raw_len = m->len,
-		    .received_ms = rd_kafka_message_timestamp(m, NULL),
-		    .partition = m->partition,
-		    .offset = m->offset,
-		};
-		s->ids[nev++] = info.sg_event_id;
+		s->ids[nev] = s->ev[nev].sg_event_id;
+		nev++;
 	}
 	return nev;
 }
@@ -161,23 +101,12 @@ skip_known(struct sink *s, size_t nev)
 static void
 mirror_suppressions(struct sink *s)
 {
-	size_t n = store_suppressed_count(s->st);
-	char key[256];
-	redisReply *r;
+	int n = sink_mirror_suppressions(s->st, s->redis, s->cf->redis_prefix);
 
-	if (n == 0)
-		return;
-	snprintf(key, sizeof(key), "%ssuppressed", s->cf->redis_prefix);
-	for (size_t i = 0; i < n; i++) {
-		const char *argv[] = {"SADD", key, store_suppressed_email(s->st, i)};
-
-		if ((r = rconn_command(s->redis, 3, argv, NULL)) == NULL) {
-			log_warnx("suppressions not mirrored to redis: redis unavailable");
-			return;
-		}
-		freeReplyObject(r);
-	}
-	s->total.suppressed += n;
+	if (n < 0)
+		log_warnx("suppressions not mirrored to redis: redis unavailable");
+	else
+		s->total.suppressed += (unsigned long long)n;
 }
 
 /* The metrics of a committed batch: nev events written (or found), known skipped by marker. */
@@ -195,8 +124,7 @@ count_batch(struct sink *s, size_t nev, size_t ndead, size_t known, const struct
 					    "unsubscribe",
 					    "group_unsubscribe",
 					    "group_resubscribe"};
-	struct timespec ts;
-	double now_ms;
+	double now_ms = metrics_wall_now() * 1000;
 
 	metric_counter_add(metrics_family(M_SINK_BATCHES), 1, "committed", NULL);
 	for (size_t i = 0; i < store_fresh_count(s->st); i++) {
@@ -212,8 +140,6 @@ count_batch(struct sink *s, size_t nev, size_t ndead, size_t known, const struct
 			   NULL);
 	for (size_t i = 0; i < ndead; i++)
 		metric_counter_add(metrics_family(M_DEAD_LETTERS), 1, s->dead[i].topic, NULL);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 	for (size_t i = 0; i < nev; i++)
 		if (s->ev[i].received_ms > 0)
 			metric_histogram_observe(metrics_family(M_WEBHOOK_TO_ROW),

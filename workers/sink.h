@@ -1,12 +1,18 @@
 /*
- * sink: shared types between the sink's loop (sink.c) and its database writer
- * (sink_store.c).
+ * sink: shared types between the sink's loop (sink.c), its database writer
+ * (sink_store.c) and its record handling (sink_record.c), which `mailpipectl replay`
+ * links in too.
  */
 #ifndef MAILPIPE_SINK_H
 #define MAILPIPE_SINK_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "rconn.h"
 
 /* One valid event to store; every pointer is borrowed from the Kafka message or its JSON. */
 struct sink_event {
@@ -62,6 +68,22 @@ const char *store_fresh_event(const struct store *st, size_t i, long *rows);
 /* Addresses the last committed batch added to suppressions (borrowed until the next write). */
 size_t store_suppressed_count(const struct store *st);
 const char *store_suppressed_email(const struct store *st, size_t i);
+
+/*
+ * Sorts one record (sink_record.c): a valid event fills *ev and its parsed JSON is returned
+ * (ev's strings are borrowed from it and from m: json_decref() it after the batch); anything
+ * else fills *dead (its reason in dead->error) and NULL is returned.  A record of dlq_topic
+ * (NULL: none) is a dead letter as it is, with the reason of its "error" header.
+ */
+json_t *sink_classify(const rd_kafka_message_t *m, const char *dlq_topic, struct sink_event *ev,
+		      struct sink_dead *dead);
+
+/*
+ * Adds the addresses the last committed batch suppressed to the Redis set
+ * <prefix>suppressed, the mirror of the table (which is the authority).  Returns how many,
+ * or -1 when Redis is unavailable.
+ */
+int sink_mirror_suppressions(const struct store *st, struct rconn *redis, const char *prefix);
 
 /* Creates the coming months' events partitions; -1 with err. */
 int store_maintain(struct store *st, char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -86,29 +86,15 @@ def loadavg():
 
 # --- the stack and the bench nginx -----------------------------------------------------------
 def start_stack(run_dir, sinks):
-    os.chmod(run_dir, 0o755)
-    https_port, pg_port, redis_port, sim_port = mpl.free_ports(4)
-    env = dict(os.environ)
-    env.update({
-        "MAILPIPE_RUN_DIR": run_dir,
-        "MAILPIPE_HTTPS_PORT": str(https_port),
-        "MAILPIPE_PG_PORT": str(pg_port),
-        "MAILPIPE_REDIS_PORT": str(redis_port),
-        "MAILPIPE_SIM_PORT": str(sim_port),
+    # the production settings (not the tests' short time-outs)
+    return mpl.start_private_stack(REPO, run_dir=run_dir, test_env=False, ready="/readyz",
+                                   env_overrides={
         # the webhook's rate limit stays in the path but never answers 429 here
         "MAILPIPE_NGINX_WEBHOOK_RATE": "1000000r/s",
         "MAILPIPE_NGINX_WEBHOOK_BURST": "1000000",
         "MAILPIPE_SINK_INSTANCES": str(sinks),
         "MAILPIPE_METRICS_PUSH_SECONDS": "1",
     })
-    bin_dir = env.get("MAILPIPE_BIN_DIR") or os.path.join(REPO, "build")
-    env["MAILPIPE_BIN_DIR"] = bin_dir if os.path.isabs(bin_dir) else os.path.join(REPO, bin_dir)
-    st = mpl.Stack(REPO, run_dir, env)
-    st.stack("up", timeout=300)
-    st.load_env()
-    mpl.wait_until(lambda: st.request("GET", "/readyz", timeout=5).status_code == 200,
-                   timeout=60, desc="/readyz")
-    return st
 
 
 class BenchNginx:
@@ -898,8 +884,8 @@ def main():
         if ng:
             ng.stop()
         if st and not args.keep:
-            st.stack("down", timeout=180, check=False)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            for title, text in mpl.stop_private_stack(st):
+                log("%s: %s" % (title, text))
         elif st:
             print("stack left running in %s" % run_dir)
     return rc

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,22 +74,8 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like 
 
 # --- stack ---------------------------------------------------------------------------------
 def start_stack(run_dir):
-    os.chmod(run_dir, 0o755)
-    https_port, pg_port, redis_port, sim_port = mpl.free_ports(4)
-    env = dict(os.environ)
-    env.update({
-        "MAILPIPE_RUN_DIR": run_dir,
-        "MAILPIPE_HTTPS_PORT": str(https_port),
-        "MAILPIPE_PG_PORT": str(pg_port),
-        "MAILPIPE_REDIS_PORT": str(redis_port),
-        "MAILPIPE_SIM_PORT": str(sim_port),
-    })
-    bin_dir = env.get("MAILPIPE_BIN_DIR") or os.path.join(REPO, "build")
-    env["MAILPIPE_BIN_DIR"] = bin_dir if os.path.isabs(bin_dir) else os.path.join(REPO, bin_dir)
-    st = mpl.Stack(REPO, run_dir, env)
-    st.stack("up", timeout=300)
-    st.load_env()
-    return st
+    # the production settings (not the tests' short time-outs)
+    return mpl.start_private_stack(REPO, run_dir=run_dir, test_env=False)
 
 
 def reuse_stack(run_dir):
@@ -749,9 +734,9 @@ def main():
         report(rows, environment(st), args, load_s)
     finally:
         if own and not args.keep:
-            st.stack("down", timeout=180, check=False)
-            if not args.run_dir:
-                shutil.rmtree(st.run_dir, ignore_errors=True)
+            # a --run-dir given is the caller's: stopped, not removed
+            for title, text in mpl.stop_private_stack(st, keep=bool(args.run_dir)):
+                print("%s: %s" % (title, text))
         elif own:
             print("stack left running: %s (ops/stack down with MAILPIPE_RUN_DIR=%s)"
                   % (st.run_dir, st.run_dir))

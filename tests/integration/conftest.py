@@ -7,8 +7,6 @@ MAILPIPE_KEEP_RUN=1 to keep the run dir (logs, data) afterwards.
 
 import os
 import re
-import shutil
-import tempfile
 import uuid
 
 import pytest
@@ -59,47 +57,22 @@ def _report(config, title, text):
 def mp(request):
     """The running stack (helpers.mailpipe.Stack)."""
     config = request.config
-    run_dir = tempfile.mkdtemp(prefix="mailpipe-test-")
-    # postgres runs as its own OS user and must traverse the run dir
-    os.chmod(run_dir, 0o755)
-    https_port, pg_port, redis_port, sim_port = mpl.free_ports(4)
-    env = dict(os.environ)
-    env.update(mpl.STACK_ENV)
-    env.update({
-        "MAILPIPE_RUN_DIR": run_dir,
-        "MAILPIPE_HTTPS_PORT": str(https_port),
-        "MAILPIPE_PG_PORT": str(pg_port),
-        "MAILPIPE_REDIS_PORT": str(redis_port),
-        "MAILPIPE_SIM_PORT": str(sim_port),     # the SendGrid simulator (nginx)
-    })
-    bin_dir = env.get("MAILPIPE_BIN_DIR")
-    if bin_dir and not os.path.isabs(bin_dir):
-        env["MAILPIPE_BIN_DIR"] = os.path.join(REPO, bin_dir)
-    st = mpl.Stack(REPO, run_dir, env)
     try:
-        st.stack("up", timeout=300)
-        st.load_env()
-        mpl.wait_until(lambda: st.request("GET", "/healthz", timeout=5).status_code == 200,
-                       timeout=60, desc="GET /healthz == 200 after 'ops/stack up'")
+        st = mpl.start_private_stack(REPO, "mailpipe-test-")
+    except BaseException:
+        config.mailpipe_failed = True
+        raise
+    try:
         yield st
     except BaseException:
         config.mailpipe_failed = True
         raise
     finally:
         if getattr(config, "mailpipe_failed", False):
-            _report(config, "mailpipe service logs (tails, run dir %s)" % run_dir,
+            _report(config, "mailpipe service logs (tails, run dir %s)" % st.run_dir,
                     st.log_tails())
-        try:
-            down = st.stack("down", timeout=180, check=False)
-            if down.returncode != 0:
-                _report(config, "ops/stack down failed",
-                        "exit %d:\n%s" % (down.returncode, down.stdout))
-        except Exception as e:  # noqa: BLE001 - still remove the run dir
-            _report(config, "ops/stack down failed", repr(e))
-        if os.environ.get("MAILPIPE_KEEP_RUN") == "1":
-            _report(config, "mailpipe run dir kept", run_dir)
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        for title, text in mpl.stop_private_stack(st):
+            _report(config, title, text)
 
 
 @pytest.fixture

@@ -14,16 +14,22 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHAOS = os.path.join(REPO, "tests", "chaos", "chaos.py")
 
 
+def run_chaos(args, timeout, show):
+    """Runs tests/chaos/chaos.py ARGS (its own private stack); prints the last show
+    characters of its output. Returns the CompletedProcess."""
+    env = dict(os.environ)
+    env.pop("CHAOS_SHORT", None)
+    proc = subprocess.run([sys.executable, CHAOS] + args, cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", timeout=timeout, check=False)
+    print(proc.stdout[-show:])
+    return proc
+
+
 def test_chaos_short_loses_and_duplicates_nothing():
     with tempfile.TemporaryDirectory(prefix="mailpipe-chaos-test-") as tmp:
         out = os.path.join(tmp, "chaos-short.md")
-        env = dict(os.environ)
-        env.pop("CHAOS_SHORT", None)
-        proc = subprocess.run([sys.executable, CHAOS, "--short", "--out", out],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace",
-                              timeout=600, check=False)
-        print(proc.stdout[-20000:])
+        proc = run_chaos(["--short", "--out", out], 600, 20000)
         assert proc.returncode == 0, "chaos --short exited %d:\n%s" % (
             proc.returncode, proc.stdout[-6000:])
         with open(out, encoding="utf-8") as f:
@@ -36,12 +42,7 @@ def test_chaos_check_catches_a_lost_event_and_a_duplicate_send():
     # behind its back, it must report exactly that and exit non-zero
     with tempfile.TemporaryDirectory(prefix="mailpipe-chaos-test-") as tmp:
         out = os.path.join(tmp, "chaos-sabotage.md")
-        proc = subprocess.run([sys.executable, CHAOS, "--only", "sabotage", "--no-keep",
-                               "--out", out],
-                              cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace",
-                              timeout=300, check=False)
-        print(proc.stdout[-6000:])
+        proc = run_chaos(["--only", "sabotage", "--no-keep", "--out", out], 300, 6000)
         assert proc.returncode == 1, "chaos --only sabotage exited %d:\n%s" % (
             proc.returncode, proc.stdout[-6000:])
         with open(out, encoding="utf-8") as f:

@@ -37,33 +37,8 @@ def iso_ms(ms):
 
 def topic_records(mp):
     """Every record of the events topic: [(partition, offset, timestamp ms)]."""
-    from confluent_kafka import KafkaError, TopicPartition
-    c = mp._consumer("mailpipe-test-scan-" + uuid.uuid4().hex)
-    out = []
-    try:
-        assign, ends = [], {}
-        for p in mp._partitions(c, EVENTS_TOPIC):
-            low, high = c.get_watermark_offsets(TopicPartition(EVENTS_TOPIC, p), timeout=10)
-            if high > low:
-                assign.append(TopicPartition(EVENTS_TOPIC, p, low))
-                ends[p] = high
-        if assign:
-            c.assign(assign)
-        deadline = time.monotonic() + 30
-        while ends and time.monotonic() < deadline:
-            for m in c.consume(num_messages=1000, timeout=0.1):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise AssertionError("kafka scan: %s" % m.error())
-                if m.partition() in ends and m.offset() < ends[m.partition()]:
-                    out.append((m.partition(), m.offset(), m.timestamp()[1]))
-                    if m.offset() + 1 >= ends[m.partition()]:
-                        del ends[m.partition()]
-        assert not ends, "the scan did not reach the end of %r" % ends
-        return out
-    finally:
-        c.close()
+    return [(r["partition"], r["offset"], r["timestamp"])
+            for r in mp.kafka_records(None, [EVENTS_TOPIC])]
 
 
 def snapshot(mp):

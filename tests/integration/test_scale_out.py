@@ -19,9 +19,7 @@ lines of their rebalance callback, per process id): the embedded broker
 import datetime
 import os
 import re
-import shutil
 import signal
-import tempfile
 import threading
 import time
 
@@ -54,31 +52,13 @@ def scaled(request):
     """A private stack with 2 ingests and 2 sinks (helpers.mailpipe.Stack),
     in its own run dir on its own free ports, stopped after this module."""
     config = request.config
-    run_dir = tempfile.mkdtemp(prefix="mailpipe-scale-")
-    os.chmod(run_dir, 0o755)    # postgres runs as its own OS user
-    https_port, pg_port, redis_port, sim_port = mpl.free_ports(4)
-    env = dict(os.environ)
-    env.update(mpl.STACK_ENV)
-    env.update({
-        "MAILPIPE_RUN_DIR": run_dir,
-        "MAILPIPE_HTTPS_PORT": str(https_port),
-        "MAILPIPE_PG_PORT": str(pg_port),
-        "MAILPIPE_REDIS_PORT": str(redis_port),
-        "MAILPIPE_SIM_PORT": str(sim_port),
+    st = mpl.start_private_stack(REPO, "mailpipe-scale-", {
         "MAILPIPE_INGEST_INSTANCES": "2",
         "MAILPIPE_SINK_INSTANCES": "2",
         "MAILPIPE_SENDER_INSTANCES": "2",
     })
-    bin_dir = env.get("MAILPIPE_BIN_DIR")
-    if bin_dir and not os.path.isabs(bin_dir):
-        env["MAILPIPE_BIN_DIR"] = os.path.join(REPO, bin_dir)
-    st = mpl.Stack(REPO, run_dir, env)
     failed = False
     try:
-        st.stack("up", timeout=300)
-        st.load_env()
-        wait_until(lambda: st.request("GET", "/healthz", timeout=5).status_code == 200,
-                   timeout=60, desc="GET /healthz == 200 after 'ops/stack up'")
         yield st
     except BaseException:
         failed = True
@@ -90,16 +70,10 @@ def scaled(request):
         if FIGURES:
             reports.append(("mailpipe scale-out figures", "\n".join(FIGURES)))
         if failed or request.session.testsfailed:
-            reports.append(("scale-out stack logs (tails, run dir %s)" % run_dir,
+            reports.append(("scale-out stack logs (tails, run dir %s)" % st.run_dir,
                             st.log_tails()))
-        down = st.stack("down", timeout=180, check=False)
-        if down.returncode != 0:
-            reports.append(("scale-out: ops/stack down failed",
-                            "exit %d:\n%s" % (down.returncode, down.stdout)))
-        if os.environ.get("MAILPIPE_KEEP_RUN") == "1":
-            reports.append(("scale-out run dir kept", run_dir))
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        reports.extend(("scale-out: " + title, text)
+                       for title, text in mpl.stop_private_stack(st))
 
 
 # --- partition ownership, from the sinks' logs --------------------------------

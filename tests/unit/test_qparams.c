@@ -77,5 +77,18 @@ main(void)
 
 	qparams_release(&qp);
 	CHECK(qp.owned == NULL, "release twice is safe");
+
+	/* qparams_decode, which suppress_decode shares for path segments */
+	{
+		char out[16];
+
+		CHECK(qparams_decode("a+b%2B", 6, 1, out) == 0 && strcmp(out, "a b+") == 0,
+		      "decode: '+' is a space in a query string");
+		CHECK(qparams_decode("a+b%2B", 6, 0, out) == 0 && strcmp(out, "a+b+") == 0,
+		      "decode: '+' stays in a path segment");
+		CHECK(qparams_decode("ab%41cd", 5, 0, out) == 0 && strcmp(out, "abA") == 0,
+		      "decode: only len bytes are read");
+		CHECK(qparams_decode("a%4", 3, 0, out) < 0, "decode: escape cut by len refused");
+	}
 	return unit_done();
 }

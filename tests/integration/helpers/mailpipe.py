@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -173,6 +175,73 @@ def assert_json_error(resp, status):
         assert "field" in err and (err["field"] is None or isinstance(err["field"], str)), err
         assert "help" in err and err["help"] is None, err
     return body
+
+
+def start_private_stack(repo, prefix="mailpipe-", env_overrides=None, timeout=300,
+                        run_dir=None, test_env=True, ready="/healthz"):
+    """Start a private stack: `ops/stack up` in a fresh run dir (or run_dir) on
+    free loopback ports, with STACK_ENV (the tests' short time-outs; test_env=False
+    keeps the production defaults, for benchmarks) and then env_overrides over this
+    process's environment, and wait until GET ready answers 200. Returns the Stack;
+    stop it with stop_private_stack. If it does not come up, it is stopped (its run
+    dir kept) and StackStartError says why, with the services' log tails."""
+    if run_dir is None:
+        run_dir = tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(run_dir, exist_ok=True)
+    os.chmod(run_dir, 0o755)    # postgres runs as its own OS user and must traverse it
+    https_port, pg_port, redis_port, sim_port = free_ports(4)
+    env = dict(os.environ)
+    if test_env:
+        env.update(STACK_ENV)
+    env.update({
+        "MAILPIPE_RUN_DIR": run_dir,
+        "MAILPIPE_HTTPS_PORT": str(https_port),
+        "MAILPIPE_PG_PORT": str(pg_port),
+        "MAILPIPE_REDIS_PORT": str(redis_port),
+        "MAILPIPE_SIM_PORT": str(sim_port),     # the SendGrid simulator (nginx)
+    })
+    env.update(env_overrides or {})
+    # ops/stack's default, spelled out: the benchmarks find their own binaries there
+    bin_dir = env.get("MAILPIPE_BIN_DIR") or os.path.join(repo, "build")
+    env["MAILPIPE_BIN_DIR"] = os.path.join(repo, bin_dir)   # unchanged when absolute
+    st = Stack(repo, run_dir, env)
+    try:
+        st.stack("up", timeout=timeout)
+        st.load_env()
+        wait_until(lambda: st.request("GET", ready, timeout=5).status_code == 200,
+                   timeout=60, desc="GET %s == 200 after 'ops/stack up'" % ready)
+    except Exception as e:
+        tails = st.log_tails()
+        notes = stop_private_stack(st, keep=True)
+        raise StackStartError("the private stack did not start: %s\n%s\n%s" % (
+            e, "\n".join("%s: %s" % n for n in notes), tails)) from e
+    except BaseException:
+        stop_private_stack(st, keep=True)
+        raise
+    return st
+
+
+def stop_private_stack(st, keep=False):
+    """`ops/stack down`, then remove the run dir unless keep or MAILPIPE_KEEP_RUN=1.
+    Returns what is worth reporting as (title, text) pairs: a failed down, a
+    kept run dir."""
+    notes = []
+    try:
+        down = st.stack("down", timeout=180, check=False)
+        if down.returncode != 0:
+            notes.append(("ops/stack down failed",
+                          "exit %d:\n%s" % (down.returncode, down.stdout)))
+    except Exception as e:  # noqa: BLE001 - still remove the run dir
+        notes.append(("ops/stack down failed", repr(e)))
+    if keep or os.environ.get("MAILPIPE_KEEP_RUN") == "1":
+        notes.append(("mailpipe run dir kept", st.run_dir))
+    else:
+        shutil.rmtree(st.run_dir, ignore_errors=True)
+    return notes
+
+
+class StackStartError(RuntimeError):
+    """start_private_stack: the stack did not come up."""
 
 
 class Stack:
@@ -638,8 +707,9 @@ class Stack:
 
     # Kafka
     def kafka_records(self, needle, topics, timeout=30):
-        """Records of topics whose key or value contains needle, as dicts
-        (topic, partition, offset, key, value, headers {name: str})."""
+        """Records of topics whose key or value contains needle (None: every
+        record), up to each partition's end when the scan starts, as dicts
+        (topic, partition, offset, timestamp ms, key, value, headers {name: str})."""
         from confluent_kafka import TopicPartition, KafkaError
         if isinstance(needle, str):
             needle = needle.encode("utf-8")
@@ -664,16 +734,19 @@ class Stack:
                             continue
                         raise AssertionError("kafka scan: %s" % m.error())
                     k = (m.topic(), m.partition())
-                    if needle in (m.value() or b"") or needle in (m.key() or b""):
+                    if k not in ends or m.offset() >= ends[k]:
+                        continue    # produced after the scan began
+                    if (needle is None or needle in (m.value() or b"")
+                            or needle in (m.key() or b"")):
                         found.append({
                             "topic": m.topic(), "partition": m.partition(),
-                            "offset": m.offset(),
+                            "offset": m.offset(), "timestamp": m.timestamp()[1],
                             "key": (m.key() or b"").decode("utf-8", "replace"),
                             "value": (m.value() or b"").decode("utf-8", "replace"),
                             "headers": {n: (v or b"").decode("utf-8", "replace")
                                         for n, v in (m.headers() or [])},
                         })
-                    if k in ends and m.offset() + 1 >= ends[k]:
+                    if m.offset() + 1 >= ends[k]:
                         del ends[k]
             assert not ends, "kafka scan did not reach the end of %r" % ends
             return found
