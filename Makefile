@@ -34,7 +34,7 @@ LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig
 INGEST_SRC := fcgi/ingest.c fcgi/webhook.c fcgi/mailsend.c
 QUERY_SRC  := fcgi/query.c fcgi/query_stats.c fcgi/query_health.c fcgi/query_messages.c \
               fcgi/query_suppressions.c fcgi/query_minutes.c fcgi/query_metrics.c
-SINK_SRC   := workers/sink.c workers/sink_store.c
+SINK_SRC   := workers/sink.c workers/sink_store.c workers/sink_record.c
 SENDER_SRC := workers/sender.c workers/sender_http.c workers/sender_job.c workers/sender_rate.c \
               workers/sender_rcpt.c workers/sender_state.c workers/sender_store.c
 SIM_SRC    := ops/sendgrid-sim.c ops/sendgrid-sim_events.c ops/sendgrid-sim_faults.c \
@@ -44,9 +44,9 @@ CTL_SRC    := ops/mailpipectl.c ops/mailpipectl_db.c ops/mailpipectl_migrate.c \
               ops/mailpipectl_partitions.c ops/mailpipectl_config.c \
               ops/mailpipectl_apikey.c ops/mailpipectl_suppression.c \
               ops/mailpipectl_dlq.c ops/mailpipectl_dlq_replay.c \
-              ops/mailpipectl_replay.c workers/sink_store.c \
+              ops/mailpipectl_replay.c workers/sink_store.c workers/sink_record.c \
               ops/mailpipectl_retention.c ops/mailpipectl_restore.c ops/mailpipectl_archive.c \
-              ops/mailpipectl_checkconfig.c
+              ops/mailpipectl_checkconfig.c ops/mailpipectl_table.c
 KDEV_SRC   := ops/kafka-dev.c
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
@@ -121,6 +121,26 @@ test: deps
 unit: all
 	@rc=0; for t in $(UNITS); do $$t || rc=1; done; exit $$rc
 
+# make bench: tests/bench/bench.py measures ingest, end-to-end, mail send and read figures
+# against same-run references (nginx return 204, tests/bench/fcgi_stub.c, a Kafka
+# producer, COPY, redis-benchmark) in a private stack (<= 10 min, loopback only); writes
+# tests/bench/results/bench-<date>-<commit>.md.  make bench-smoke: the CI version (each
+# stage 1-2 s, ~90 s with the stack start-up; asserts correctness, not timings).
+# BENCHFLAGS passes options, e.g. BENCHFLAGS="--seconds 5 --skip-read".
+.PHONY: bench bench-smoke
+$(BUILD)/bench/fcgi_stub: tests/bench/fcgi_stub.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi -pthread
+
+bench: deps
+	$(MAKE) all $(BUILD)/bench/fcgi_stub
+	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 tests/bench/bench.py $(BENCHFLAGS)
+
+bench-smoke: deps
+	$(MAKE) all $(BUILD)/bench/fcgi_stub
+	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 tests/bench/bench.py --smoke $(BENCHFLAGS)
+
 # make bench-read: the read API's latency with 1,000,000 stored events in a private stack
 # (minutes; not part of `make test`).  Writes tests/bench/results/read-api-<date>.md.
 # BENCHARGS passes options, e.g. BENCHARGS="--events 100000 --requests 50".
@@ -142,6 +162,15 @@ chaos: deps
 chaos-short: deps
 	$(MAKE) all
 	MAILPIPE_BIN_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 tests/chaos/chaos.py --short $(CHAOSARGS)
+
+# make valgrind: tests/valgrind/run starts a private stack with kafka-dev, ingest, query,
+# sink, sendgrid-sim and sender under valgrind memcheck, drives a short workload, stops each
+# program with SIGTERM and prints definite / indirect / possible leaks and errors per
+# program (tests/valgrind/results.md); fails on a definite leak or an error (~5 min).
+.PHONY: valgrind
+valgrind: deps
+	$(MAKE) all
+	tests/valgrind/run
 
 # make fuzz: the libFuzzer targets of tests/fuzz, built with clang into build/fuzz over lib/
 # objects compiled with the same sanitizer flags, each run FUZZ_SECONDS by tests/fuzz/run
