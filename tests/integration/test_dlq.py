@@ -204,6 +204,7 @@ def test_an_invalid_event_goes_back_to_the_events_topic(mp, tag):
 
 
 def test_list_filters_and_show(mp, tag):
+    mp.wait_sink_idle()  # earlier tests' dead letters are in before t0
     t0 = time.time() - 0.2
     bads = [new_event(tag, sg_event_id=DROP, mp_test_marker="%s-%d" % (tag, i))
             for i in range(3)]
@@ -252,6 +253,7 @@ def pending_gauges(mp, topic):
 
 
 def test_discard(mp, tag):
+    mp.wait_sink_idle()  # earlier tests' dead letters are in before t0
     t0 = time.time() - 0.2
     bads = [new_event(tag, sg_event_id=DROP, mp_test_marker="%s-%d" % (tag, i))
             for i in range(3)]
