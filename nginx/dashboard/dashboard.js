@@ -420,10 +420,24 @@
       var deadReporters = up.some(function (s) {
         return s.value === 1 && (s.labels.process === "sink" || s.labels.process === "ingest");
       });
-      setNum("dead-letters", dead.seen ? dead.total : deadReporters ? 0 : "–");
-      $("dead-letters-detail").textContent =
-        dead.seen ? detail(dead.by) + " (since the processes started)" :
-        deadReporters ? "none since the processes started" : "not reported";
+      // rows of dead_letters neither replayed nor discarded, read by query at each
+      // scrape; the counters (since the processes started) only when that is missing
+      var pending = sumBy(samples, "mailpipe_dead_letters_pending", "topic");
+      var waiting = {};
+      Object.keys(pending.by).forEach(function (k) {
+        if (pending.by[k] > 0)
+          waiting[k] = pending.by[k];
+      });
+      if (pending.seen) {
+        setNum("dead-letters", pending.total);
+        $("dead-letters-detail").textContent = pending.total > 0 ?
+          detail(waiting) + " (pending: mailpipectl dlq list --pending)" : "none pending";
+      } else {
+        setNum("dead-letters", dead.seen ? dead.total : deadReporters ? 0 : "–");
+        $("dead-letters-detail").textContent =
+          dead.seen ? detail(dead.by) + " (since the processes started)" :
+          deadReporters ? "none since the processes started" : "not reported";
+      }
       if (up.length) {
         var n = up.filter(function (s) { return s.value === 1; }).length;
         setNum("processes-up", n + "/" + up.length);
