@@ -27,7 +27,7 @@
  * 503 within a few seconds; it never holds ingest's threads longer.
  */
 #define IDEMDB_RETRY_SECONDS 1     /* pause between connection attempts while it is away */
-#define IDEMDB_CONNECT_S "2"       /* connect_timeout (unless database.url sets one) */
+#define IDEMDB_CONNECT_S 2         /* connect_timeout (unless database.url sets one) */
 #define IDEMDB_STATEMENT_MS "1000" /* statement_timeout, on the server */
 #define IDEMDB_WAIT_MS 1500        /* longest wait for the answer, on our side */
 #define IDEMDB_LOCK_MS 3000        /* longest wait for the connection, behind other lookups */
@@ -194,27 +194,8 @@ idemdb_destroy(struct idemdb *db)
 static PGconn *
 connect_db(const char *url, char *err, size_t errlen)
 {
-	const char *keys[] = {"connect_timeout",
-			      "keepalives_idle",
-			      "keepalives_interval",
-			      "keepalives_count",
-			      "application_name",
-			      "dbname",
-			      NULL};
-	const char *vals[] = {
-	    IDEMDB_CONNECT_S, "10", "5", "3", "mailpipe-ingest-idempotency", url, NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-
-	if (c == NULL) {
-		snprintf(err, errlen, "cannot connect to postgresql: out of memory");
-		return NULL;
-	}
-	if (PQstatus(c) != CONNECTION_OK) {
-		pgconn_error(err, errlen, "cannot connect to postgresql", c, NULL);
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
+	return pgconn_open_timeout(url, "mailpipe-ingest-idempotency", IDEMDB_CONNECT_S, err,
+				   errlen);
 }
 
 static long long

@@ -7,8 +7,10 @@
 #include <string.h>
 
 PGconn *
-pgconn_open(const char *url, const char *app, char *err, size_t errlen)
+pgconn_open_timeout(const char *url, const char *app, int timeout_s, char *err, size_t errlen)
 {
+	char timeout[16];
+
 	/* Defaults first: expand_dbname lets the url's own keywords override them. */
 	const char *keys[] = {"connect_timeout",
 			      "keepalives_idle",
@@ -17,8 +19,11 @@ pgconn_open(const char *url, const char *app, char *err, size_t errlen)
 			      "application_name",
 			      "dbname",
 			      NULL};
-	const char *vals[] = {"5", "10", "5", "3", app, url, NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const char *vals[] = {timeout, "10", "5", "3", app, url, NULL};
+	PGconn *c;
+
+	snprintf(timeout, sizeof(timeout), "%d", timeout_s);
+	c = PQconnectdbParams(keys, vals, 1);
 
 	if (c == NULL) {
 		snprintf(err, errlen, "cannot connect to postgresql: out of memory");
@@ -30,6 +35,12 @@ pgconn_open(const char *url, const char *app, char *err, size_t errlen)
 		return NULL;
 	}
 	return c;
+}
+
+PGconn *
+pgconn_open(const char *url, const char *app, char *err, size_t errlen)
+{
+	return pgconn_open_timeout(url, app, 5, err, errlen);
 }
 
 enum pg_failure

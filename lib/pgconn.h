@@ -20,6 +20,10 @@ enum pg_failure {
  */
 PGconn *pgconn_open(const char *url, const char *app, char *err, size_t errlen);
 
+/* The same with connect_timeout timeout_s (pgconn_open: 5 s), for a caller a request waits on. */
+PGconn *pgconn_open_timeout(const char *url, const char *app, int timeout_s, char *err,
+			    size_t errlen);
+
 /* Classifies a failed result (res may be NULL) on conn. */
 enum pg_failure pgconn_classify(PGconn *conn, const PGresult *res);
 

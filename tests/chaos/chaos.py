@@ -361,64 +361,13 @@ def produce_errors(n, seconds):
     return fault
 
 
-def postmaster_group(mp):
-    """The pid of the postmaster this stack started, checked to lead its own process
-    group (the supervisor runs it under setsid) and to serve this run dir's data."""
-    pid = mp.wait_pid("postgres")
-    assert os.getpgid(pid) == pid, "postgres %d does not lead its process group" % pid
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        argv = f.read().split(b"\0")
-    assert os.path.join(mp.run_dir, "pg").encode() in argv, \
-        "pid %d is not this stack's postmaster: %r" % (pid, argv)
-    return pid
-
-
-def children(pid):
-    """Pids whose parent is pid (from /proc)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, encoding="ascii", errors="replace") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(name))
-    return out
-
-
-def stop_or_cont(pid, sig):
-    """sig to pid's process group if pid leads one (a PostgreSQL child calls setsid()
-    so that the postmaster can signal its group), else to pid alone."""
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def postgres_sigstop(seconds):
     def fault(mp, probe):
-        pm = postmaster_group(mp)
-        # The postmaster first (it forks no new backend while stopped), then each of
-        # its children (backends, checkpointer, walwriter, ...) and their groups: each
-        # child of PostgreSQL leads its own process group, so killpg(postmaster) alone
-        # would leave every backend running.
-        stop_or_cont(pm, signal.SIGSTOP)
-        kids = []
+        pm, kids = mp.signal_postgres(signal.SIGSTOP)
         try:
-            kids = children(pm)
-            for k in kids:
-                stop_or_cont(k, signal.SIGSTOP)
             time.sleep(seconds)
         finally:
-            for k in kids:
-                stop_or_cont(k, signal.SIGCONT)
-            stop_or_cont(pm, signal.SIGCONT)
+            mp.signal_postgres(signal.SIGCONT)
         return "postmaster %d and its %d children stopped %ds" % (pm, len(kids), seconds)
     return fault
 

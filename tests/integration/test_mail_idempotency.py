@@ -4,7 +4,6 @@ another body is 422; keys of different API keys never meet.  All of it also
 after Redis lost its records (FLUSHALL): PostgreSQL's messages hold the key.
 """
 
-import os
 import signal
 import time
 import uuid
@@ -264,25 +263,7 @@ def test_postgresql_away_and_redis_flushed_is_503_never_a_new_mail(mp):
 
 def freeze_postgres(mp, sig):
     """sig (SIGSTOP/SIGCONT) to this stack's postmaster and each child's process group."""
-    pm = mp.wait_pid("postgres")
-    with open("/proc/%d/cmdline" % pm, "rb") as f:
-        assert os.path.join(mp.run_dir, "pg").encode() in f.read().split(b"\0")
-    kids = []
-    for name in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % name, encoding="ascii", errors="replace") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pm:
-                    kids.append(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-    for pid in [pm] + kids:
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    mp.signal_postgres(sig)
 
 
 def test_a_frozen_postgresql_is_503_within_seconds_not_a_hang(mp):

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -240,6 +241,21 @@ def stop_private_stack(st, keep=False):
     return notes
 
 
+
+def children_of(pid):
+    """Pids whose parent is pid (from /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, encoding="ascii", errors="replace") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
 class StackStartError(RuntimeError):
     """start_private_stack: the stack did not come up."""
 
@@ -285,6 +301,35 @@ class Stack:
         except FileNotFoundError:
             return None
         return int(text) if text.isdigit() else None
+
+    def postmaster(self):
+        """The pid of the postmaster this stack started, checked to lead its own process
+        group (the supervisor runs it under setsid) and to serve this run dir's data."""
+        pid = self.wait_pid("postgres")
+        assert os.getpgid(pid) == pid, "postgres %d does not lead its process group" % pid
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+        assert os.path.join(self.run_dir, "pg").encode() in argv, \
+            "pid %d is not this stack's postmaster: %r" % (pid, argv)
+        return pid
+
+    def signal_postgres(self, sig):
+        """sig (SIGSTOP or SIGCONT) to this stack's PostgreSQL: the postmaster and each of
+        its children with their process groups (every PostgreSQL child calls setsid(), so
+        killpg(postmaster) alone would leave the backends running).  SIGSTOP goes to the
+        postmaster first (a stopped postmaster forks nothing new), SIGCONT to it last.
+        Returns (postmaster, children)."""
+        pm = self.postmaster()
+        kids = children_of(pm)
+        for pid in ([pm] + kids) if sig == signal.SIGSTOP else (kids + [pm]):
+            try:
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return pm, kids
 
     def wait_pid(self, svc, not_pid=None, timeout=30):
         """Wait until pids/<svc>.pid names a live process other than not_pid."""
