@@ -16,7 +16,6 @@
 #include "metrics_push.h"
 #include "prog.h"
 #include "reload.h"
-#include "shutdown.h"
 #include "sig.h"
 
 static void
@@ -86,13 +85,9 @@ main(int argc, char **argv)
 		log_errx("%s", err);
 		goto out;
 	}
-	shutdown_install();
 	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &in};
-	reload_install(&rl);
-	if (metrics_push_start(&cf, "ingest", err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_install(&cf, &rl, "ingest") < 0)
 		goto out;
-	}
 	if ((in.kp = kpub_new(&cf, cf.ingest_deadline_ms, err, sizeof(err))) == NULL) {
 		log_errx("%s", err);
 		goto out;
@@ -106,17 +101,10 @@ main(int argc, char **argv)
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &in,
 	};
-	if (reload_start(err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_serve(&dc) < 0)
 		goto out;
-	}
-	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
 	rc = kpub_fatal(in.kp) ? 1 : 0;
 out:
-	reload_stop();
 	metrics_push_stop();
 	kpub_destroy(in.kp, 5000);
 	apikeys_destroy(in.keys);

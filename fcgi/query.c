@@ -18,7 +18,6 @@
 #include "prog.h"
 #include "reload.h"
 #include "query.h"
-#include "shutdown.h"
 
 #define INVALID_GRANT "The provided authorization grant is invalid, expired, or revoked"
 
@@ -280,13 +279,9 @@ main(int argc, char **argv)
 		log_errx("%s", err);
 		goto out;
 	}
-	shutdown_install();
 	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &q};
-	reload_install(&rl);
-	if (metrics_push_start(&cf, "query", err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_install(&cf, &rl, "query") < 0)
 		goto out;
-	}
 	struct dispatch_conf dc = {
 	    .socket_path = cf.query_socket,
 	    .socket_mode = (int)cf.query_socket_mode,
@@ -296,17 +291,10 @@ main(int argc, char **argv)
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &q,
 	};
-	if (reload_start(err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_serve(&dc) < 0)
 		goto out;
-	}
-	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
 	rc = 0;
 out:
-	reload_stop();
 	metrics_push_stop();
 	apikeys_destroy(q.keys);
 	rconn_destroy(q.redis);

@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "log.h"
+#include "metrics_push.h"
+#include "reload.h"
+#include "shutdown.h"
 
 static const char *config_path;
 
@@ -51,4 +55,36 @@ prog_start(int argc, char **argv, struct config *cf, int *status)
 		return 0;
 	}
 	return 1;
+}
+
+int
+prog_install(const struct config *cf, const struct reload_conf *rl, const char *process)
+{
+	char err[512];
+
+	shutdown_install();
+	reload_install(rl);
+	if (process != NULL && metrics_push_start(cf, process, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+prog_serve(const struct dispatch_conf *dc)
+{
+	char err[512];
+	int rc = -1;
+
+	if (reload_start(err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
+	if (dispatch_run(dc, err, sizeof(err)) < 0)
+		log_errx("%s", err);
+	else
+		rc = 0;
+	reload_stop();
+	return rc;
 }

@@ -62,9 +62,13 @@ mailpipectl_errx(const char *fmt, ...)
 }
 
 void
-mailpipectl_bad_option(const char *group, const char *sub, int opt, const char *arg,
-		       void (*usage_fn)(FILE *out))
+mailpipectl_help_or_bad_option(const char *group, const char *sub, int opt, const char *arg,
+			       void (*usage_fn)(FILE *out))
 {
+	if (opt == 'h') {
+		usage_fn(stdout);
+		return;
+	}
 	if (opt == ':')
 		mailpipectl_errx("option '%s' needs a value", arg);
 	else

@@ -63,11 +63,13 @@ int mailpipectl_run_sub(const char *group, const struct mailpipectl_sub *subs, s
 			void (*usage)(FILE *out), int argc, char **argv);
 
 /*
- * Reports a getopt failure of `group [sub]` -- opt ':' is a missing value, anything else
- * an unknown option; arg is argv[optind - 1] -- then prints usage to stderr.
+ * What a getopt loop of `group [sub]` leaves to its default case, after which the command
+ * exits with MAILPIPECTL_EXIT_USAGE: opt 'h' (--help) prints usage to stdout; anything
+ * else is a getopt failure -- ':' a missing value, else an unknown option; arg is
+ * argv[optind - 1] -- reported before usage is printed to stderr.
  */
-void mailpipectl_bad_option(const char *group, const char *sub, int opt, const char *arg,
-			    void (*usage_fn)(FILE *out));
+void mailpipectl_help_or_bad_option(const char *group, const char *sub, int opt, const char *arg,
+				    void (*usage_fn)(FILE *out));
 
 /* prints "mailpipectl: <msg>\n" to stderr */
 void mailpipectl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -106,6 +108,13 @@ int mailpipectl_db_connect(const char *url, PGconn **out, char *err,
  * trailing newline libpq adds is removed. Borrowed: conn, res.
  */
 void mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
+
+/*
+ * The end of a subcommand that used the database: prints err (mailpipectl_errx) when
+ * status is not MAILPIPECTL_EXIT_OK and err is not empty, then PQclear()s res and
+ * PQfinish()es conn (each may be NULL; both are taken).  Returns status.
+ */
+int mailpipectl_db_end(int status, const char *err, PGresult *res, PGconn *conn);
 
 /*
  * Runs sql with n text parameters (NULL is SQL NULL), the result in text, or in binary

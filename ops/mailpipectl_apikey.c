@@ -87,14 +87,13 @@ parse_opts(int argc, char **argv, int with_create, const char **url, const char 
 			}
 			*(opt == 'n' ? name : scopes) = optarg;
 			break;
-		case 'h': apikey_usage(stdout); return -1;
-		case ':':
 		default:
-			mailpipectl_bad_option("apikey", argv[0], opt, argv[optind - 1],
-					       apikey_usage);
+			mailpipectl_help_or_bad_option("apikey", argv[0], opt, argv[optind - 1],
+						       apikey_usage);
 			return -1;
 		}
 	}
+	*status = MAILPIPECTL_EXIT_FAIL; /* from here on, a failure is not a usage error */
 	return 0;
 }
 
@@ -164,7 +163,7 @@ static int
 create_cmd(int argc, char **argv)
 {
 	unsigned char hash[APIKEY_HASH_LEN];
-	char key[APIKEY_LEN + 1], prefix[APIKEY_PREFIX_LEN + 1], scopes[256], err[1024];
+	char key[APIKEY_LEN + 1], prefix[APIKEY_PREFIX_LEN + 1], scopes[256], err[1024] = "";
 	const char *url = NULL, *name = NULL, *list = NULL, *params[4], *state;
 	int lengths[4] = {0, 0, APIKEY_HASH_LEN, 0}, formats[4] = {0, 0, 1, 0};
 	int status = MAILPIPECTL_EXIT_FAIL, tries;
@@ -198,12 +197,12 @@ create_cmd(int argc, char **argv)
 		return MAILPIPECTL_EXIT_USAGE;
 	}
 	if (mailpipectl_db_connect(url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 
 	for (tries = 0; tries < CREATE_TRIES; tries++) {
 		if (apikey_generate(key, sizeof(key), prefix, hash) < 0) {
 			snprintf(err, sizeof(err), "cannot generate a key: no randomness");
-			goto fail;
+			goto out;
 		}
 		params[0] = name;
 		params[1] = prefix;
@@ -224,7 +223,7 @@ create_cmd(int argc, char **argv)
 
 			mailpipectl_db_error(conn, res, why, sizeof(why));
 			snprintf(err, sizeof(err), "cannot create the key: %s", why);
-			goto fail;
+			goto out;
 		}
 	}
 	printf("%s\n", key);
@@ -237,21 +236,16 @@ create_cmd(int argc, char **argv)
 		res = PQexecParams(
 		    conn, "UPDATE api_keys SET revoked_at = now() WHERE key_prefix = $1::text", 1,
 		    NULL, params, NULL, NULL, 0);
-		goto fail;
+		goto out;
 	}
 	fprintf(stderr, "created key id=%s prefix=mp_%s name=%s scopes=%s\n", PQgetvalue(res, 0, 0),
 		prefix, name, scopes);
 	fprintf(stderr, "the key is shown only this once: store it now\n");
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(hash, sizeof(hash));
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 static int
@@ -266,7 +260,7 @@ list_cmd(int argc, char **argv)
 	int status = MAILPIPECTL_EXIT_FAIL;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
-	char err[1024];
+	char err[1024] = "";
 
 	if (parse_opts(argc, argv, 0, &url, &unused, &unused, &status) < 0)
 		return status;
@@ -276,19 +270,14 @@ list_cmd(int argc, char **argv)
 		return MAILPIPECTL_EXIT_USAGE;
 	}
 	if (mailpipectl_db_connect(url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	if ((res = mailpipectl_db_exec(conn, list_sql, 0, NULL, 0, PGRES_TUPLES_OK, err,
 				       sizeof(err), "cannot list api keys")) == NULL)
-		goto fail;
+		goto out;
 	mailpipectl_print_table(res, PQntuples(res), cols, 6);
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 /* An id (digits) or a prefix (mp_xxxxxxxx, or the 8 characters alone). */
@@ -326,7 +315,7 @@ static int
 revoke_cmd(int argc, char **argv)
 {
 	const char *url = NULL, *unused = NULL, *params[2];
-	char target[32], err[1024];
+	char target[32], err[1024] = "";
 	int status = MAILPIPECTL_EXIT_FAIL, by_id = 0;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
@@ -344,16 +333,16 @@ revoke_cmd(int argc, char **argv)
 		return MAILPIPECTL_EXIT_USAGE;
 	}
 	if (mailpipectl_db_connect(url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	params[0] = by_id ? target : NULL;
 	params[1] = by_id ? NULL : target;
 	if ((res = mailpipectl_db_exec(conn, revoke_sql, 2, params, 0, PGRES_TUPLES_OK, err,
 				       sizeof(err), "cannot revoke key '%s'", argv[optind])) ==
 	    NULL)
-		goto fail;
+		goto out;
 	if (PQntuples(res) == 0) {
 		snprintf(err, sizeof(err), "no such key '%s'", argv[optind]);
-		goto fail;
+		goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 4), "0") == 0) {
 		printf("key id=%s prefix=%s name=", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
@@ -366,13 +355,8 @@ revoke_cmd(int argc, char **argv)
 		printf(" (ingest stops accepting it within auth.refresh_seconds)\n");
 	}
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 int

@@ -401,10 +401,9 @@ mailpipectl_check_config_cmd(int argc, char **argv)
 			}
 			c.allow[c.nallow++] = optarg;
 			break;
-		case 'h': checkconfig_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		default:
-			mailpipectl_bad_option("check-config", NULL, opt, argv[optind - 1],
-					       checkconfig_usage);
+			mailpipectl_help_or_bad_option("check-config", NULL, opt, argv[optind - 1],
+						       checkconfig_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

@@ -76,6 +76,16 @@ mailpipectl_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen
 	trim_end(err);
 }
 
+int
+mailpipectl_db_end(int status, const char *err, PGresult *res, PGconn *conn)
+{
+	if (status != MAILPIPECTL_EXIT_OK && err[0] != '\0')
+		mailpipectl_errx("%s", err);
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
 /* Prints server NOTICEs and WARNINGs, e.g. from mailpipe_ensure_partitions(). */
 static void
 notice_receiver(void *arg, const PGresult *res)

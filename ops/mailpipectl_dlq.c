@@ -306,10 +306,9 @@ dlq_parse_opts(int argc, char **argv, int which, struct dlq_opts *o)
 			break;
 		case 'n': o->dry_run = 1; break;
 		case 'a': o->all = 1; break;
-		case 'h': dlq_usage(stdout); return -1;
-		case ':':
 		default:
-			mailpipectl_bad_option("dlq", argv[0], opt, argv[optind - 1], dlq_usage);
+			mailpipectl_help_or_bad_option("dlq", argv[0], opt, argv[optind - 1],
+						       dlq_usage);
 			return -1;
 		}
 	}
@@ -368,7 +367,7 @@ list_cmd(int argc, char **argv)
 {
 	struct dlq_opts o;
 	const char *params[7];
-	char err[1024], limit_s[24];
+	char err[1024] = "", limit_s[24];
 	int status = MAILPIPECTL_EXIT_USAGE, n;
 	long total = 0;
 	PGresult *res = NULL;
@@ -392,14 +391,14 @@ list_cmd(int argc, char **argv)
 	status = MAILPIPECTL_EXIT_FAIL;
 	/* --database-url, else database.url from the settings */
 	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	dlq_filter_params(&o, o.pending, params);
 	snprintf(limit_s, sizeof(limit_s), "%ld", o.limit);
 	params[5] = o.limit > 0 ? limit_s : NULL;
 	params[6] = STR(ERROR_CLIP);
 	if ((res = mailpipectl_db_exec(conn, list_sql, 7, params, 0, PGRES_TUPLES_OK, err,
 				       sizeof(err), "cannot list dead letters")) == NULL)
-		goto fail;
+		goto out;
 	n = PQntuples(res);
 	mailpipectl_print_table(res, n, cols, 6);
 	if (n > 0)
@@ -409,13 +408,8 @@ list_cmd(int argc, char **argv)
 	else
 		printf("%d dead letter%s\n", n, n == 1 ? "" : "s");
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 /* Writes len bytes as text, escaping what is not printable ASCII or UTF-8. */
@@ -441,7 +435,7 @@ show_cmd(int argc, char **argv)
 	struct dlq_opts o;
 	json_t *ids = NULL, *doc = NULL;
 	const char *params[1];
-	char err[1024], *pretty = NULL;
+	char err[1024] = "", *pretty = NULL;
 	int status = MAILPIPECTL_EXIT_USAGE;
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
@@ -458,15 +452,15 @@ show_cmd(int argc, char **argv)
 	status = MAILPIPECTL_EXIT_FAIL;
 	/* --database-url, else database.url from the settings */
 	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	params[0] = argv[optind];
 	if ((res = mailpipectl_db_exec(conn, show_sql, 1, params, 1, PGRES_TUPLES_OK, err,
 				       sizeof(err), "cannot read dead letter %s", argv[optind])) ==
 	    NULL)
-		goto fail;
+		goto out;
 	if (PQntuples(res) == 0) {
 		snprintf(err, sizeof(err), "no dead letter %s", argv[optind]);
-		goto fail;
+		goto out;
 	}
 	for (int c = 0; c < 8; c++)
 		printf("%-13s %s\n", names[c], PQgetvalue(res, 0, c));
@@ -482,16 +476,11 @@ show_cmd(int argc, char **argv)
 		print_bytes((const unsigned char *)PQgetvalue(res, 0, 9),
 			    (size_t)PQgetlength(res, 0, 9));
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
 	free(pretty);
 	json_decref(doc);
 	json_decref(ids);
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 /* What a replay or discard works on: ids, or filters, or --all; -1 after printing. */
@@ -524,7 +513,7 @@ discard_cmd(int argc, char **argv)
 	struct dlq_opts o;
 	json_t *ids = NULL;
 	const char *params[7];
-	char err[1024], lim[24], *ids_s = NULL;
+	char err[1024] = "", lim[24], *ids_s = NULL;
 	int status = MAILPIPECTL_EXIT_USAGE, bad = 0;
 	long count = 0;
 	PGresult *res = NULL;
@@ -538,11 +527,11 @@ discard_cmd(int argc, char **argv)
 	status = MAILPIPECTL_EXIT_FAIL;
 	/* --database-url, else database.url from the settings */
 	if (mailpipectl_db_connect(o.db_url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	if (ids) {
 		if ((ids_s = json_dumps(ids, JSON_COMPACT)) == NULL) {
 			snprintf(err, sizeof(err), "out of memory");
-			goto fail;
+			goto out;
 		}
 		params[0] = ids_s;
 		params[1] = o.dry_run ? "true" : "false";
@@ -555,7 +544,7 @@ discard_cmd(int argc, char **argv)
 	if ((res = mailpipectl_db_exec(conn, ids ? discard_ids_sql : discard_filter_sql,
 				       ids ? 2 : 7, params, 0, PGRES_TUPLES_OK, err, sizeof(err),
 				       "cannot discard dead letters")) == NULL)
-		goto fail;
+		goto out;
 	if (ids) {
 		for (int i = 0; i < PQntuples(res); i++) {
 			if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
@@ -575,15 +564,10 @@ discard_cmd(int argc, char **argv)
 	printf("%s %ld dead letter%s\n", o.dry_run ? "would discard" : "discarded", count,
 	       count == 1 ? "" : "s");
 	status = bad ? MAILPIPECTL_EXIT_FAIL : MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
 	free(ids_s);
 	json_decref(ids);
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 int

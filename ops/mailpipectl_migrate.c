@@ -668,11 +668,9 @@ mailpipectl_migrate_cmd(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 's': status_only = 1; break;
 		case 'd': url = optarg; break;
-		case 'h': migrate_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
-		case ':':
 		default:
-			mailpipectl_bad_option("migrate", NULL, opt, argv[optind - 1],
-					       migrate_usage);
+			mailpipectl_help_or_bad_option("migrate", NULL, opt, argv[optind - 1],
+						       migrate_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

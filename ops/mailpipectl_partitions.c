@@ -54,11 +54,9 @@ mailpipectl_partitions_cmd(int argc, char **argv)
 			months_ahead = (int)n;
 			break;
 		case 'd': url = optarg; break;
-		case 'h': partitions_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
-		case ':':
 		default:
-			mailpipectl_bad_option("partitions", NULL, opt, argv[optind - 1],
-					       partitions_usage);
+			mailpipectl_help_or_bad_option("partitions", NULL, opt, argv[optind - 1],
+						       partitions_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

@@ -163,10 +163,9 @@ parse_opts(int argc, char **argv, struct replay_opts *o, int32_t *ids, int64_t *
 			break;
 		case 'd': o->db_url = optarg; break;
 		case 'r': o->redis_url = optarg; break;
-		case 'h': replay_usage(stdout); return -1;
-		case ':':
 		default:
-			mailpipectl_bad_option("replay", NULL, opt, argv[optind - 1], replay_usage);
+			mailpipectl_help_or_bad_option("replay", NULL, opt, argv[optind - 1],
+						       replay_usage);
 			return -1;
 		}
 	}

@@ -219,10 +219,9 @@ mailpipectl_restore_cmd(int argc, char **argv)
 		case 'n': r.dry_run = 1; break;
 		case 'c': path = optarg; break;
 		case 'd': url = optarg; break;
-		case 'h': restore_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		default:
-			mailpipectl_bad_option("restore", NULL, opt, argv[optind - 1],
-					       restore_usage);
+			mailpipectl_help_or_bad_option("restore", NULL, opt, argv[optind - 1],
+						       restore_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

@@ -628,10 +628,9 @@ mailpipectl_retention_cmd(int argc, char **argv)
 		case 'a': dir = optarg; break;
 		case 'c': path = optarg; break;
 		case 'd': url = optarg; break;
-		case 'h': retention_usage(stdout); return MAILPIPECTL_EXIT_USAGE;
 		default:
-			mailpipectl_bad_option("retention", NULL, opt, argv[optind - 1],
-					       retention_usage);
+			mailpipectl_help_or_bad_option("retention", NULL, opt, argv[optind - 1],
+						       retention_usage);
 			return MAILPIPECTL_EXIT_USAGE;
 		}
 	}

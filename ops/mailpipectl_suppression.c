@@ -95,11 +95,9 @@ parse_opts(int argc, char **argv, int is_list, const char **db_url, const char *
 				return -1;
 			}
 			break;
-		case 'h': suppression_usage(stdout); return -1;
-		case ':':
 		default:
-			mailpipectl_bad_option("suppression", argv[0], opt, argv[optind - 1],
-					       suppression_usage);
+			mailpipectl_help_or_bad_option("suppression", argv[0], opt,
+						       argv[optind - 1], suppression_usage);
 			return -1;
 		}
 	}
@@ -110,7 +108,7 @@ static int
 list_cmd(int argc, char **argv)
 {
 	const char *db_url = NULL, *redis_url = NULL, *reason = NULL, *params[2];
-	char err[1024], limit_s[24];
+	char err[1024] = "", limit_s[24];
 	static const struct mailpipectl_col cols[] = {
 	    {"EMAIL", 0}, {"REASON", 0}, {"SOURCE_EVENT", 0}, {"CREATED_AT", 0}};
 	int status, n;
@@ -127,14 +125,14 @@ list_cmd(int argc, char **argv)
 		return MAILPIPECTL_EXIT_USAGE;
 	}
 	if (mailpipectl_db_connect(db_url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	/* one row more than asked tells whether there are more */
 	snprintf(limit_s, sizeof(limit_s), "%ld", limit + 1);
 	params[0] = reason;
 	params[1] = limit > 0 ? limit_s : NULL; /* LIMIT NULL: no limit */
 	if ((res = mailpipectl_db_exec(conn, list_sql, 2, params, 0, PGRES_TUPLES_OK, err,
 				       sizeof(err), "cannot list suppressions")) == NULL)
-		goto fail;
+		goto out;
 	n = PQntuples(res);
 	if (limit > 0 && n > limit)
 		n = (int)limit;
@@ -142,13 +140,8 @@ list_cmd(int argc, char **argv)
 	if (limit > 0 && PQntuples(res) > limit)
 		mailpipectl_errx("showing the newest %ld: there are more (see '--limit')", limit);
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
-	PQclear(res);
-	PQfinish(conn);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 static int
@@ -156,7 +149,7 @@ remove_cmd(int argc, char **argv)
 {
 	const char *db_url = NULL, *redis_url = NULL, *unused = NULL, *params[2];
 	const char *members[4];
-	char email[SUPPRESS_EMAIL_MAX + 1], err[1024];
+	char email[SUPPRESS_EMAIL_MAX + 1], err[1024] = "";
 	int status, i, have_cf = 0;
 	size_t n;
 	long long removed = 0;
@@ -181,11 +174,11 @@ remove_cmd(int argc, char **argv)
 	}
 	have_cf = 1;
 	if (config_load(&cf, NULL, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 	/* a bad url stops here, before anything changed */
 	if ((rc = rconn_new(redis_url ? redis_url : cf.redis_url, err, sizeof(err))) == NULL ||
 	    mailpipectl_db_connect(db_url ? db_url : cf.database_url, &conn, err, sizeof(err)) < 0)
-		goto fail;
+		goto out;
 
 	/* any reason (list NULL); matched lower-cased by PostgreSQL as well */
 	params[0] = NULL;
@@ -193,7 +186,7 @@ remove_cmd(int argc, char **argv)
 	if ((res = mailpipectl_db_exec(conn, suppress_delete_sql, 2, params, 0, PGRES_TUPLES_OK,
 				       err, sizeof(err), "cannot remove '%s' from suppressions",
 				       email)) == NULL)
-		goto fail;
+		goto out;
 	/* the set holds what the rows held; the address lower-cased, in any case */
 	n = suppress_members(res, email, members, sizeof(members) / sizeof(members[0]));
 	for (i = 0; i < PQntuples(res); i++)
@@ -216,19 +209,14 @@ remove_cmd(int argc, char **argv)
 		       email, cf.redis_prefix);
 	} else if (PQntuples(res) == 0) {
 		snprintf(err, sizeof(err), "'%s' is not suppressed", email);
-		goto fail;
+		goto out;
 	}
 	status = MAILPIPECTL_EXIT_OK;
-	goto out;
-fail:
-	mailpipectl_errx("%s", err);
 out:
-	PQclear(res);
-	PQfinish(conn);
 	rconn_destroy(rc);
 	if (have_cf)
 		config_release(&cf);
-	return status;
+	return mailpipectl_db_end(status, err, res, conn);
 }
 
 int

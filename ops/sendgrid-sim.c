@@ -25,7 +25,6 @@
 #include "reload.h"
 #include "sendgrid-sim.h"
 #include "sgerr.h"
-#include "shutdown.h"
 
 #define THREADS 16
 #define MAX_BODY (30L * 1024 * 1024) /* SendGrid's limit for a whole message */
@@ -158,10 +157,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	curl_ready = 1;
-	shutdown_install();
 	/* SIGHUP applies log.level only: the poster reads the sim.* numbers unguarded */
 	struct reload_conf rl = {.cf = &cf};
-	reload_install(&rl);
+	if (prog_install(&cf, &rl, NULL) < 0)
+		goto out;
 	s.faults = sim_faults_new();
 	s.queue = sim_queue_new(SIM_QUEUE_MAX);
 	s.msgs = sim_msgs_new();
@@ -182,17 +181,10 @@ main(int argc, char **argv)
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &s,
 	};
-	if (reload_start(err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_serve(&dc) < 0)
 		goto out;
-	}
-	if (dispatch_run(&dc, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
 	rc = 0;
 out:
-	reload_stop();
 	sim_poster_stop(s.poster, LAST_FLUSH_MS);
 	sim_msgs_destroy(s.msgs);
 	sim_queue_destroy(s.queue);

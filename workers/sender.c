@@ -472,13 +472,9 @@ main(int argc, char **argv)
 
 	if (!prog_start(argc, argv, &cf, &rc))
 		goto out;
-	shutdown_install();
 	struct reload_conf rl = {.cf = &cf, .live = live_keys, .applied = reloaded, .arg = &s};
-	reload_install(&rl);
-	if (metrics_push_start(&cf, "sender", err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_install(&cf, &rl, "sender") < 0)
 		goto out;
-	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_errx("cannot initialise libcurl");
 		goto out;

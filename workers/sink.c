@@ -304,13 +304,9 @@ main(int argc, char **argv)
 
 	if (!prog_start(argc, argv, &cf, &rc))
 		goto out;
-	shutdown_install();
 	struct reload_conf rl = {.cf = &cf, .live = live_keys};
-	reload_install(&rl);
-	if (metrics_push_start(&cf, "sink", err, sizeof(err)) < 0) {
-		log_errx("%s", err);
+	if (prog_install(&cf, &rl, "sink") < 0)
 		goto out;
-	}
 	size_t max = (size_t)cf.sink_batch_max;
 	s.msgs = calloc(max, sizeof(*s.msgs));
 	s.docs = calloc(max, sizeof(*s.docs));

@@ -90,40 +90,26 @@ def make_event(tag):
     return make
 
 
-@pytest.fixture
-def sign(mp):
-    return mp.sign
+def _mp_fixture(attr, doc=None):
+    """A fixture named attr that hands the test the stack's mp.<attr>."""
+    def fixture(mp):
+        return getattr(mp, attr)
+    fixture.__name__ = attr
+    fixture.__doc__ = doc
+    return pytest.fixture(name=attr)(fixture)
 
 
-@pytest.fixture
-def post_webhook(mp):
-    return mp.post_webhook
-
-
-@pytest.fixture
-def db(mp):
-    """db() -> a new autocommit psycopg2 connection (the admin role)."""
-    return mp.db
+sign = _mp_fixture("sign")
+post_webhook = _mp_fixture("post_webhook")
+db = _mp_fixture("db", "db() -> a new autocommit psycopg2 connection (the admin role).")
+kafka_ctl = _mp_fixture("kafka_ctl")
+stack = _mp_fixture("stack")
+pid_of = _mp_fixture("pid_of")
 
 
 @pytest.fixture
 def wait_until():
     return mpl.wait_until
-
-
-@pytest.fixture
-def kafka_ctl(mp):
-    return mp.kafka_ctl
-
-
-@pytest.fixture
-def stack(mp):
-    return mp.stack
-
-
-@pytest.fixture
-def pid_of(mp):
-    return mp.pid_of
 
 
 @pytest.fixture

@@ -308,3 +308,13 @@ def test_keys_are_not_in_any_log(mp):
         secret_part = key.split("_", 2)[-1]
         assert mp.logs_containing(secret_part) == [], (
             "the secret part of an API key is in %s" % mp.logs_containing(secret_part))
+
+
+@pytest.mark.parametrize("args", [("list",), ("revoke", "1"),
+                                  ("create", "--name", "x", "--scopes", "mail.send")])
+def test_apikey_commands_exit_1_when_the_database_is_away(mp, args):
+    """A database failure is exit 1 (failed), not 2 (bad command line)."""
+    p = mp.mailpipectl("apikey", *args, "--database-url",
+                       "postgresql://mailpipe@127.0.0.1:1/none?connect_timeout=2", check=False)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "127.0.0.1" in p.stderr or "connect" in p.stderr, p.stderr

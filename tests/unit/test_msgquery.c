@@ -53,27 +53,43 @@ check_shape(const struct msgquery *q)
 	return 0;
 }
 
+/*
+ * <dir>/<name>/query.txt in a new buffer of exactly its size, so that ASan catches a read
+ * past the end; NULL with why.  The caller frees it.
+ */
+static char *
+read_query(const char *dir, const char *name, char *why, size_t whylen)
+{
+	char path[4096], *text, *query;
+	size_t len;
+
+	fixture_fmt(path, sizeof(path), "%s/%s/query.txt", dir, name);
+	if ((text = fixture_slurp_text(path)) == NULL) {
+		fixture_fmt(why, whylen, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	len = strlen(text);
+	if ((query = malloc(len + 1)) == NULL)
+		fixture_fmt(why, whylen, "out of memory");
+	else
+		memcpy(query, text, len + 1);
+	free(text);
+	return query;
+}
+
 static void
 run_valid(const char *dir, const char *name)
 {
 	char path[4096], why[1024] = "", err[256] = "";
-	char *text = NULL, *query = NULL;
+	char *query = NULL;
 	json_t *want = NULL, *wparams;
 	const char *wwhere;
 	json_error_t jerr;
 	struct msgquery q;
-	size_t len;
 	int ok = 0, parsed = 0;
 
-	fixture_fmt(path, sizeof(path), "%s/%s/query.txt", dir, name);
-	if ((text = fixture_slurp_text(path)) == NULL) {
-		fixture_fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
+	if ((query = read_query(dir, name, why, sizeof(why))) == NULL)
 		goto out;
-	}
-	len = strlen(text);
-	if ((query = malloc(len + 1)) == NULL)
-		goto out;
-	memcpy(query, text, len + 1);
 	fixture_fmt(path, sizeof(path), "%s/%s/expected.json", dir, name);
 	if ((want = fixture_load_json(path, why, sizeof(why))) == NULL)
 		goto out;
@@ -117,29 +133,20 @@ out:
 		msgquery_release(&q);
 	json_decref(want);
 	free(query);
-	free(text);
 }
 
 static void
 run_invalid(const char *dir, const char *name)
 {
-	char path[4096], why[1024] = "", err[256] = "";
-	char *text = NULL, *query = NULL, *want_err = NULL, *want_field = NULL;
+	char why[1024] = "", err[256] = "";
+	char *query = NULL, *want_err = NULL, *want_field = NULL;
 	struct msgquery q;
-	size_t len;
 	int ok = 0;
 
 	if (fixture_read_invalid(dir, name, &want_err, &want_field, why, sizeof(why)) < 0)
 		goto out;
-	fixture_fmt(path, sizeof(path), "%s/%s/query.txt", dir, name);
-	if ((text = fixture_slurp_text(path)) == NULL) {
-		fixture_fmt(why, sizeof(why), "cannot read %s: %s", path, strerror(errno));
+	if ((query = read_query(dir, name, why, sizeof(why))) == NULL)
 		goto out;
-	}
-	len = strlen(text);
-	if ((query = malloc(len + 1)) == NULL)
-		goto out;
-	memcpy(query, text, len + 1);
 	if (msgquery_parse(query, &q, err, sizeof(err)) == 0) {
 		fixture_fmt(why, sizeof(why), "accepted: %s", q.where);
 		msgquery_release(&q);
@@ -157,7 +164,6 @@ run_invalid(const char *dir, const char *name)
 out:
 	if (!CHECK(ok, "invalid/%s", name) && why[0])
 		unit_diag("%s", why);
-	free(text);
 	free(query);
 	free(want_err);
 	free(want_field);
