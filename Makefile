@@ -25,7 +25,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC := lib/log.c lib/config.c lib/shutdown.c lib/backoff.c lib/b64.c lib/sig.c \
-           lib/batch.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
+           lib/batch.c lib/jscan.c lib/budget.c lib/event.c lib/kconf.c lib/kpub.c lib/kcons.c lib/dispatch.c \
            lib/idem.c lib/pgconn.c lib/prog.c lib/sgerr.c lib/msgid.c lib/rconn.c lib/idemkey.c \
            lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/apikey.c \
            lib/msgquery.c lib/qparams.c lib/suppress.c \
@@ -184,7 +184,7 @@ FUZZ_BUILD         := build/fuzz
 FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS         = $(filter-out -O% -fsanitize=%,$(CFLAGS)) -O1 -g -fno-omit-frame-pointer \
                       -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LIB_SRC       := lib/log.c lib/config.c lib/b64.c lib/sig.c lib/batch.c lib/event.c \
+FUZZ_LIB_SRC       := lib/log.c lib/config.c lib/b64.c lib/sig.c lib/batch.c lib/jscan.c lib/event.c \
                       lib/sgerr.c lib/mailreq.c lib/mailreq_ctx.c lib/mailreq_parts.c lib/msgquery.c \
                       lib/qparams.c
 FUZZ_LIB_OBJ       := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))

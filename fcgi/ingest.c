@@ -97,6 +97,7 @@ main(int argc, char **argv)
 	    .socket_mode = (int)cf.ingest_socket_mode,
 	    .threads = (int)cf.ingest_threads,
 	    .max_body = (size_t)cf.ingest_max_body_bytes,
+	    .max_inflight = (size_t)cf.ingest_max_inflight_bytes,
 	    .routes = routes,
 	    .nroutes = sizeof(routes) / sizeof(routes[0]),
 	    .app = &in,

@@ -72,6 +72,9 @@ webhook_handle(struct req *r)
 		reply_error(r, 503, NULL, "out of memory");
 		goto out;
 	}
+	/* The records point into the body, which lives until their last delivery report. */
+	kpub_wait_adopt(w, r->body, r->body_len);
+	r->body = NULL;
 	for (size_t i = 0; i < b.n; i++) {
 		const struct batch_item *it = &b.items[i];
 		struct event_info ev;
@@ -92,13 +95,24 @@ webhook_handle(struct req *r)
 		} else if (it->has_nul) {
 			snprintf(why, sizeof(why),
 				 "event holds \\u0000, which PostgreSQL text cannot store");
-		} else if (event_check(it->obj, &ev, why, sizeof(why), &bad_field) == 0) {
-			rc = kpub_send(in->kp, w, cf->kafka_events_topic, ev.key, ev.key_len,
-				       it->raw, it->raw_len, NULL, 0, err, sizeof(err));
-			if (rc < 0)
+		} else {
+			json_t *obj = batch_event(&b, i);
+
+			if (obj == NULL) {
+				snprintf(err, sizeof(err), "out of memory");
 				goto unavailable;
-			published++;
-			continue;
+			}
+			if (event_check(obj, &ev, why, sizeof(why), &bad_field) == 0) {
+				rc =
+				    kpub_send(in->kp, w, cf->kafka_events_topic, ev.key, ev.key_len,
+					      it->raw, it->raw_len, NULL, 0, err, sizeof(err));
+				json_decref(obj); /* ev borrowed from it; the key is copied */
+				if (rc < 0)
+					goto unavailable;
+				published++;
+				continue;
+			}
+			json_decref(obj);
 		}
 		const struct kpub_header hdrs[] = {
 		    {"error", why},

@@ -13,7 +13,7 @@
 struct batch_item {
 	const char *raw; /* borrowed: points into the body given to batch_parse() */
 	size_t raw_len;
-	json_t *obj; /* borrowed: owned by the batch */
+	json_t *obj; /* NULL, or (a body only jansson took) the whole event, owned by the batch */
 	int has_nul; /* a string holds \u0000, which PostgreSQL text cannot store */
 };
 
@@ -30,6 +30,12 @@ struct batch {
  */
 int batch_parse(struct batch *b, const char *body, size_t len, char *err, size_t errlen,
 		char *field, size_t fieldlen) __attribute__((warn_unused_result));
+
+/*
+ * Event i of a parsed batch as an object holding at least its event_fields (event.h),
+ * decoded now: a new reference.  NULL when out of memory.
+ */
+json_t *batch_event(const struct batch *b, size_t i) __attribute__((warn_unused_result));
 
 void batch_release(struct batch *b);
 

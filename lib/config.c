@@ -68,8 +68,8 @@ static const struct cf_setting settings[] = {
     STR("kafka.sasl_username", kafka_sasl_username, "", "Kafka `sasl.username`."),
     SECRET("kafka.sasl_password", kafka_sasl_password, "", "Kafka `sasl.password`."),
     STR("kafka.ssl_ca_location", kafka_ssl_ca_location, "", "Kafka `ssl.ca.location`."),
-    INT("kafka.linger_ms", kafka_linger_ms, "5", 0, 10000,
-	"Producer `linger.ms`: how long to gather a batch."),
+    INT("kafka.linger_ms", kafka_linger_ms, "1", 0, 10000,
+	"Producer `linger.ms`: how long to gather a batch (each request waits it out)."),
     INT("kafka.message_max_bytes", kafka_message_max_bytes, "1000000", 10000, 100000000,
 	"Largest Kafka message the producer makes (`message.max.bytes`; keep it within the "
 	"cluster's limit). A webhook event larger than this is dead-lettered, truncated."),
@@ -89,12 +89,15 @@ static const struct cf_setting settings[] = {
 	"Unix socket the ingest FastCGI app listens on (nginx's `fastcgi_pass`)."),
     {"ingest.socket_mode", CF_OCTAL, O(ingest_socket_mode), "0660", 0, 0777, 0,
      "Permissions of the ingest socket (octal)."},
-    INT("ingest.threads", ingest_threads, "8", 1, 256,
+    INT("ingest.threads", ingest_threads, "64", 1, 256,
 	"Requests the ingest app serves at once (each waits for Kafka's acknowledgement)."),
     INT("ingest.deadline_ms", ingest_deadline_ms, "5000", 100, 120000,
 	"Longest a request waits for Kafka to acknowledge every event before answering 503."),
     INT("ingest.max_body_bytes", ingest_max_body_bytes, "31457280", 1024, 1073741824,
 	"Largest request body read (nginx's `client_max_body_size` should match)."),
+    INT("ingest.max_inflight_bytes", ingest_max_inflight_bytes, "16777216", 0, 1073741824,
+	"Request body bytes all ingest threads hold at once; more waits its turn (0: no "
+	"limit).  Bounds ingest's memory: about three times this at most."),
 
     STR("query.socket", query_socket, "/run/mailpipe/query.sock",
 	"Unix socket the read API (query FastCGI app) listens on."),

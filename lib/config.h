@@ -39,6 +39,7 @@ struct config {
 	long ingest_threads;
 	long ingest_deadline_ms;
 	long ingest_max_body_bytes;
+	long ingest_max_inflight_bytes;
 
 	char *query_socket;
 	long query_socket_mode;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "log.h"
 #include "metrics.h"
 #include "sgerr.h"
@@ -25,6 +26,7 @@ struct pool {
 	const struct dispatch_conf *dc;
 	int fd;
 	pthread_mutex_t accept_mu;
+	struct budget bodies; /* dc->max_inflight bytes of request bodies at once */
 };
 
 static const char *
@@ -187,9 +189,12 @@ set_path(struct req *r)
 		r->query = "";
 }
 
-/* Reads the body; answers and returns -1 when it cannot. */
+/*
+ * Reads the body, first taking its size from the bodies budget (*taken: what to give
+ * back, whatever the answer); answers and returns -1 when it cannot.
+ */
 static int
-read_body(struct req *r, size_t max)
+read_body(struct req *r, size_t max, struct budget *bodies, size_t *taken)
 {
 	const char *cl = req_param(r, "CONTENT_LENGTH");
 	unsigned long long want = 0;
@@ -208,6 +213,7 @@ read_body(struct req *r, size_t max)
 		reply_error(r, 413, NULL, "request body too large: limit is %zu bytes", max);
 		return -1;
 	}
+	*taken = budget_take(bodies, (size_t)want);
 	if ((r->body = malloc((size_t)want + 1)) == NULL) {
 		reply_error(r, 503, NULL, "out of memory");
 		return -1;
@@ -262,7 +268,7 @@ route_pattern(const char *path)
 
 /* Answers r; returns the route pattern for the metrics, "other" when no route matched. */
 static const char *
-route(struct req *r, const struct dispatch_conf *dc)
+route(struct req *r, const struct dispatch_conf *dc, struct budget *bodies)
 {
 	char allow[128] = "Allow: ";
 	const char *pattern = "other";
@@ -276,8 +282,13 @@ route(struct req *r, const struct dispatch_conf *dc)
 		if (!path_known)
 			pattern = route_pattern(rt->path);
 		if (strcmp(rt->method, r->method) == 0) {
-			if (read_body(r, dc->max_body) == 0)
+			size_t taken = 0;
+
+			if (read_body(r, dc->max_body, bodies, &taken) == 0)
 				rt->fn(r);
+			free(r->body);
+			r->body = NULL;
+			budget_give(bodies, taken);
 			return pattern;
 		}
 		if (path_known++)
@@ -356,7 +367,7 @@ worker_main(void *arg)
 		set_request_id(&r, &seed);
 		log_set_fields("request_id", r.id, NULL);
 		started = metrics_now();
-		pattern = route(&r, dc);
+		pattern = route(&r, dc, &pool->bodies);
 		count_request(&r, pattern, metrics_now() - started);
 		log_debug("%s %s -> %d", r.method, r.path, r.status);
 		log_set_ctx(NULL);
@@ -390,8 +401,10 @@ dispatch_run(const struct dispatch_conf *dc, char *err, size_t errlen)
 		goto out;
 	}
 	pthread_mutex_init(&pool.accept_mu, NULL);
+	budget_init(&pool.bodies, dc->max_inflight);
 	if ((tids = calloc((size_t)dc->threads, sizeof(*tids))) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		budget_destroy(&pool.bodies);
 		goto out;
 	}
 	for (; started < dc->threads; started++) {
@@ -412,6 +425,7 @@ dispatch_run(const struct dispatch_conf *dc, char *err, size_t errlen)
 	shutdown(pool.fd, SHUT_RDWR);
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
+	budget_destroy(&pool.bodies);
 out:
 	free(tids);
 	close(pool.fd);

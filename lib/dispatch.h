@@ -40,6 +40,7 @@ struct dispatch_conf {
 	int socket_mode;
 	int threads;
 	size_t max_body;
+	size_t max_inflight; /* request body bytes held at once by all threads; 0: no limit */
 	const struct route *routes;
 	size_t nroutes;
 	void *app;

@@ -16,6 +16,10 @@
 #define MAX_SECONDS 253402300799.0
 #define MS_THRESHOLD 100000000000.0
 
+const char *const event_fields[] = {
+    "sg_event_id", "event", "timestamp", EVENT_MESSAGE_ID_ARG, "sg_message_id", NULL,
+};
+
 static int
 seconds_to_us(double v, int64_t *out)
 {

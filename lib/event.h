@@ -17,6 +17,12 @@
 /* The custom arg mailpipe puts into every mail it sends; it comes back as a top-level key. */
 #define EVENT_MESSAGE_ID_ARG "mailpipe_message_id"
 
+/*
+ * The top-level members event_check() reads, NULL-terminated: batch_parse() decodes only
+ * these (the rest of an event stays in its raw bytes).
+ */
+extern const char *const event_fields[];
+
 struct event_info {
 	const char *sg_event_id; /* borrowed from the object */
 	const char *event;       /* borrowed */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ struct kpub_wait {
 	long pending;
 	long failed;
 	char first_err[200];
+	char *buf; /* adopted: values inside it are sent without a copy */
+	size_t buflen;
 };
 
 static void
@@ -41,6 +44,7 @@ wait_unref_locked(struct kpub_wait *w)
 		pthread_mutex_unlock(&w->mu);
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
+		free(w->buf);
 		free(w);
 		return;
 	}
@@ -60,13 +64,14 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	pthread_mutex_lock(&w->mu);
 	w->pending--;
-	if (m->err) {
-		if (w->failed++ == 0)
-			snprintf(w->first_err, sizeof(w->first_err),
-				 "kafka delivery to '%s' failed: %s", rd_kafka_topic_name(m->rkt),
-				 rd_kafka_err2str(m->err));
+	if (m->err && w->failed++ == 0) {
+		snprintf(w->first_err, sizeof(w->first_err), "kafka delivery to '%s' failed: %s",
+			 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+		pthread_cond_broadcast(&w->cv);
+	} else if (w->pending == 0) {
+		/* Only what ends the wait wakes the waiter: not once per record of a batch. */
+		pthread_cond_broadcast(&w->cv);
 	}
-	pthread_cond_broadcast(&w->cv);
 	wait_unref_locked(w);
 }
 
@@ -184,6 +189,13 @@ kpub_wait_new(void)
 	return w;
 }
 
+void
+kpub_wait_adopt(struct kpub_wait *w, void *buf, size_t len)
+{
+	w->buf = buf; /* before any send: no report can be reading it yet */
+	w->buflen = len;
+}
+
 int
 kpub_send(struct kpub *kp, struct kpub_wait *w, const char *topic, const void *key, size_t keylen,
 	  const void *value, size_t len, const struct kpub_header *hdrs, size_t nhdrs, char *err,
@@ -191,6 +203,10 @@ kpub_send(struct kpub *kp, struct kpub_wait *w, const char *topic, const void *k
 {
 	rd_kafka_headers_t *h = NULL;
 	rd_kafka_resp_err_t e;
+	uintptr_t at = (uintptr_t)value, buf = (uintptr_t)w->buf;
+	/* A value in the adopted buffer outlives its message: w (and buf) lives until the
+	 * last report, so librdkafka may point at it. */
+	int borrowed = w->buf && at >= buf && len <= w->buflen && at - buf <= w->buflen - len;
 
 	if (atomic_load(&kp->fatal)) {
 		snprintf(err, errlen, "kafka producer is in a fatal state");
@@ -208,8 +224,8 @@ kpub_send(struct kpub *kp, struct kpub_wait *w, const char *topic, const void *k
 	pthread_mutex_unlock(&w->mu);
 	e = rd_kafka_producev(kp->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
 			      RD_KAFKA_V_VALUE((void *)value, len),
-			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(w),
-			      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+			      RD_KAFKA_V_MSGFLAGS(borrowed ? 0 : RD_KAFKA_MSG_F_COPY),
+			      RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (h)
 			rd_kafka_headers_destroy(h);

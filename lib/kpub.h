@@ -40,8 +40,16 @@ int kpub_fatal(struct kpub *kp);
 struct kpub_wait *kpub_wait_new(void);
 
 /*
- * Enqueues one message (key and value are copied).  -1 with err if it could not even be
- * queued (queue full, fatal producer): count it as failed.
+ * Hands buf (malloc'ed, len bytes) to w: it is freed with w, after the caller released w
+ * and the last delivery report arrived.  Values sent with w that lie inside buf are then
+ * not copied.  At most one buffer per wait.
+ */
+void kpub_wait_adopt(struct kpub_wait *w, void *buf, size_t len);
+
+/*
+ * Enqueues one message (key copied; value copied unless it lies in w's adopted buffer).
+ * -1 with err if it could not even be queued (queue full, fatal producer): count it as
+ * failed.
  */
 int kpub_send(struct kpub *kp, struct kpub_wait *w, const char *topic, const void *key,
 	      size_t keylen, const void *value, size_t len, const struct kpub_header *hdrs,

@@ -70,7 +70,7 @@ STAGE_EPOCH = int(datetime.datetime(2031, 1, 1, tzinfo=UTC).timestamp())
 # in librdkafka 2.0), silently; a backlog beyond that is lost to the sink (offset out of
 # range).  The e2e stages post at most this many events (~16 MB over 4 partitions).
 MOCK_BACKLOG = 35000
-MAIL_BACKLOG = 8000
+MAIL_BACKLOG = 20000   # mail records are ~450 bytes: ~9 MB over 4 partitions
 EVENT_COLS = ("sg_event_id, event, email, event_time, sg_message_id, message_id, category,"
               " reason, status, type, url, raw, received_at, kafka_partition, kafka_offset")
 
@@ -233,7 +233,14 @@ class Bodies:
                 datetime.datetime.fromtimestamp(self.t0 + 86400, UTC))
 
 
-def wrk(base_url, reqfile, seconds, threads=2, conns=8, once=False):
+# wrk's connections for every HTTP stage, references and mailpipe alike (--conns):
+# enough requests in flight that a request waiting for Kafka's acknowledgement does not
+# idle the machine; ingest.threads (64 by default) serves as many at once.
+CONNS = 64
+
+
+def wrk(base_url, reqfile, seconds, threads=2, conns=None, once=False):
+    conns = conns or CONNS
     cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % max(1, int(seconds)),
            "--timeout", "20s", "-s", LUA, base_url, "--", reqfile, str(threads),
            "1" if once else "0"]
@@ -836,6 +843,7 @@ def report(b, env, args, started):
 
 
 def main():
+    global CONNS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="every stage briefly (CI)")
     ap.add_argument("--seconds", type=int, help="seconds per load stage")
@@ -844,9 +852,12 @@ def main():
     ap.add_argument("--read-requests", type=int)
     ap.add_argument("--skip-read", action="store_true")
     ap.add_argument("--skip-sinks", action="store_true", help="no 2-sink stage")
+    ap.add_argument("--conns", type=int, default=CONNS,
+                    help="wrk connections per HTTP stage (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
+    CONNS = args.conns
     if args.seconds is None:
         args.seconds = 2 if args.smoke else 15
     if args.ref_seconds is None:

@@ -49,6 +49,7 @@ static const char *const keys[] = {
     "ingest.threads",
     "ingest.deadline_ms",
     "ingest.max_body_bytes",
+    "ingest.max_inflight_bytes",
     "query.socket",
     "query.socket_mode",
     "query.threads",
@@ -213,11 +214,11 @@ test_defaults(void)
 	ok &= str_is(cf.kafka_mail_topic, "mail.requests", "kafka.mail_topic");
 	ok &= str_is(cf.kafka_mail_dlq_topic, "mail.requests.dlq", "kafka.mail_dlq_topic");
 	ok &= str_is(cf.kafka_sink_group, "mailpipe-sink", "kafka.sink_group");
-	ok &= long_is(cf.kafka_linger_ms, 5, "kafka.linger_ms");
+	ok &= long_is(cf.kafka_linger_ms, 1, "kafka.linger_ms");
 	ok &= long_is(cf.kafka_fetch_wait_max_ms, 100, "kafka.fetch_wait_max_ms");
 	ok &= long_is(cf.kafka_session_timeout_ms, 10000, "kafka.session_timeout_ms");
 	ok &= long_is(cf.ingest_socket_mode, 0660, "ingest.socket_mode");
-	ok &= long_is(cf.ingest_threads, 8, "ingest.threads");
+	ok &= long_is(cf.ingest_threads, 64, "ingest.threads");
 	ok &= long_is(cf.ingest_deadline_ms, 5000, "ingest.deadline_ms");
 	ok &= long_is(cf.webhook_verify, 1, "webhook.verify");
 	ok &= str_is(cf.webhook_public_key, "", "webhook.public_key");
@@ -482,7 +483,7 @@ test_markdown(void)
 	CHECK(ok, "config_write_markdown lists every key exactly once");
 #define MD_HEAD "| key | environment | default | description |\n|---|"
 	CHECK(strncmp(md, MD_HEAD, strlen(MD_HEAD)) == 0 &&
-		  strstr(md, "| `kafka.linger_ms` | `MAILPIPE_KAFKA_LINGER_MS` | `5` |") != NULL,
+		  strstr(md, "| `kafka.linger_ms` | `MAILPIPE_KAFKA_LINGER_MS` | `1` |") != NULL,
 	      "markdown table has its header and environment names");
 	free(md);
 
