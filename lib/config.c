@@ -68,6 +68,8 @@ static const struct cf_setting settings[] = {
     STR("kafka.sasl_username", kafka_sasl_username, "", "Kafka `sasl.username`."),
     SECRET("kafka.sasl_password", kafka_sasl_password, "", "Kafka `sasl.password`."),
     STR("kafka.ssl_ca_location", kafka_ssl_ca_location, "", "Kafka `ssl.ca.location`."),
+    STR("kafka.compression", kafka_compression, "lz4",
+	"Producer `compression.codec`: none, gzip, snappy, lz4 or zstd."),
     INT("kafka.linger_ms", kafka_linger_ms, "1", 0, 10000,
 	"Producer `linger.ms`: how long to gather a batch (each request waits it out)."),
     INT("kafka.message_max_bytes", kafka_message_max_bytes, "1000000", 10000, 100000000,
@@ -95,9 +97,9 @@ static const struct cf_setting settings[] = {
 	"Longest a request waits for Kafka to acknowledge every event before answering 503."),
     INT("ingest.max_body_bytes", ingest_max_body_bytes, "31457280", 1024, 1073741824,
 	"Largest request body read (nginx's `client_max_body_size` should match)."),
-    INT("ingest.max_inflight_bytes", ingest_max_inflight_bytes, "16777216", 0, 1073741824,
+    INT("ingest.max_inflight_bytes", ingest_max_inflight_bytes, "4194304", 0, 1073741824,
 	"Request body bytes all ingest threads hold at once; more waits its turn (0: no "
-	"limit).  Bounds ingest's memory: about three times this at most."),
+	"limit).  Bounds ingest's memory (see the README's performance section)."),
 
     STR("query.socket", query_socket, "/run/mailpipe/query.sock",
 	"Unix socket the read API (query FastCGI app) listens on."),

@@ -27,6 +27,7 @@ struct config {
 	char *kafka_sasl_username;
 	char *kafka_sasl_password;
 	char *kafka_ssl_ca_location;
+	char *kafka_compression;
 	long kafka_linger_ms;
 	long kafka_message_max_bytes;
 	long kafka_mail_message_max_bytes;

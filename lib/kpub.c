@@ -117,7 +117,7 @@ kpub_new(const struct config *cf, long message_timeout_ms, char *err, size_t err
 	if (kconf_set(conf, "enable.idempotence", "true", err, errlen) < 0 ||
 	    kconf_set(conf, "acks", "all", err, errlen) < 0 ||
 	    kconf_set(conf, "linger.ms", num, err, errlen) < 0 ||
-	    kconf_set(conf, "compression.codec", "lz4", err, errlen) < 0)
+	    kconf_set(conf, "compression.codec", cf->kafka_compression, err, errlen) < 0)
 		goto fail;
 	/* The larger limit: the webhook checks its smaller per-event limit itself. */
 	snprintf(num, sizeof(num), "%ld",

@@ -38,6 +38,7 @@ static const char *const keys[] = {
     "kafka.sasl_username",
     "kafka.sasl_password",
     "kafka.ssl_ca_location",
+    "kafka.compression",
     "kafka.linger_ms",
     "kafka.message_max_bytes",
     "kafka.mail_message_max_bytes",
