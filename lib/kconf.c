@@ -53,6 +53,10 @@ kconf_new(const struct config *cf, char *err, size_t errlen)
 	 * 10 s more of 503s.  A second is gentle enough on a cluster coming back. */
 	if (kconf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen) < 0)
 		goto fail;
+	/* Requests wait for their answers (a webhook or mail send for its acks): Nagle's
+	 * algorithm against the peer's delayed ACK would hold a small request up to 40 ms. */
+	if (kconf_set(conf, "socket.nagle.disable", "true", err, errlen) < 0)
+		goto fail;
 	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
 		if (optional[i].value[0] &&
 		    kconf_set(conf, optional[i].name, optional[i].value, err, errlen) < 0)

@@ -550,20 +550,37 @@ class Bench:
                 f.write("%s\tContent-Type: application/json\tAuthorization: Bearer %s\t%s\n"
                         % (mpl.MAIL_SEND_PATH, key, body.decode()))
         sim0 = self.st.sim_stats()
-        r = wrk(self.url, path, seconds, once=True)
+        # the endpoint alone, as the webhook stages hold the sink: the sender is held
+        # while the requests are posted, so its work (PostgreSQL, sends) shares no core
+        self.st.stack("stop", "sender", timeout=120)
+        try:
+            c0 = self.cpu()
+            r = wrk(self.url, path, seconds, once=True)
+            self.cpu_note("mail send", c0, self.cpu(), r["seconds"], r["ok"])
+        finally:
+            self.st.stack("start", "sender", timeout=120)
         req_s = r["ok"] / r["seconds"]
-        # the sender's sends/s: the simulator's accepted count until it stops growing
+        # the sender's sends/s from that backlog: the simulator's accepted count until it
+        # stops growing (or the window ends)
+        # (from the first send: the restarted sender first joins its consumer group)
         t0 = time.monotonic()
-        last, since, sends = None, time.monotonic(), 0
+        last, since, sends, first = None, t0, 0, None
         while time.monotonic() - t0 < window:
             s = self.st.sim_stats()
             sends = s.get("accepted", 0) - sim0.get("accepted", 0)
+            now = time.monotonic()
             if sends != last:
-                last, since = sends, time.monotonic()
-            elif time.monotonic() - since > 4 or sends >= r["ok"]:
+                if first is None and sends > 0:
+                    first = (now, sends)
+                last, since = sends, now
+            elif (first and now - since > 4) or sends >= r["ok"]:
                 break
-            time.sleep(0.5)
-        send_s = sends / max(0.5, since - t0 + r["seconds"])
+            time.sleep(0.25)
+        send_s = (sends - first[1]) / (since - first[0]) if first and since > first[0] else 0.0
+        # the rest of the backlog would share the later stages' cores: the sender is held
+        # again (its peak RSS noted first; the table of peaks includes it)
+        self.held_rss = [x for x in self.rss() if x[0] == "sender"]
+        self.st.stack("stop", "sender", timeout=120)
         return req_s, r, send_s, sends
 
     def service_pids(self):
@@ -768,6 +785,17 @@ def run(st, ng, args):
                       fmt(stub100), ": 50% of the stub cannot be reached on this machine"
                       if proven else ""))
 
+    # mail send, before the ingest stages: after them the dev broker still works through
+    # what they left.  The sender goes on sending (the simulator's events go to the held
+    # sink's skipped backlog), a load the later stages share.
+    b.idle()
+    st.wait_sim_quiet(60)
+    req_s, mr, send_s, sends = b.mail(T, 10 if smoke else 25)
+    b.add("POST /v3/mail/send, req/s", req_s, "req/s", target=">= 5,000 req/s", met=req_s >= 5000)
+    b.add("sender sends/s to the simulator", send_s, "sends/s")
+    if mr["bad"]:
+        b.notes.append("mail send: %d non-2xx answers" % mr["bad"])
+
     # webhook ingest (cycling the bodies) with the sink held: the dev broker cannot hold
     # the backlog, so these records are skipped afterwards, not stored
     st.stack("stop", "sink", timeout=120)
@@ -837,15 +865,10 @@ def run(st, ng, args):
         rate2, _, _ = b.e2e(T, ingest[100], "e2e 2 sinks")
         b.add("end-to-end into PostgreSQL (2 sinks), rows/s", rate2, "rows/s", ref=rate1)
 
-    # mail send
-    req_s, mr, send_s, sends = b.mail(T, 2 if smoke else 20)
-    b.add("POST /v3/mail/send, req/s", req_s, "req/s", target=">= 5,000 req/s", met=req_s >= 5000)
-    b.add("sender sends/s to the simulator", send_s, "sends/s")
-    if mr["bad"]:
-        b.notes.append("mail send: %d non-2xx answers" % mr["bad"])
-
     # peak RSS
     rss = b.rss()
+    running = {x[0] for x in rss}
+    rss += [x for x in getattr(b, "held_rss", []) if x[0] not in running]
     b.rss_rows = rss
     mp = [x for x in rss if x[2] in ("ingest", "query", "sink", "sender")]
     if mp:
@@ -933,7 +956,7 @@ def main():
     if args.read_events is None:
         args.read_events = 10000 if args.smoke else 1000000
     if args.read_requests is None:
-        args.read_requests = 5 if args.smoke else 40
+        args.read_requests = 5 if args.smoke else 200   # p99 wants 100+ samples
     if args.smoke:
         args.results = os.path.join(tempfile.gettempdir(), "mailpipe-bench-smoke") \
             if args.results == os.path.join(HERE, "results") else args.results
