@@ -184,7 +184,7 @@ valgrind: deps
 # make fuzz-smoke: the same, FUZZ_SMOKE_SECONDS each (CI).  FUZZ_TARGETS picks targets.
 FUZZ_CC            ?= clang
 FUZZ_SECONDS       ?= 60
-FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_TARGETS       ?= batch sig mailreq msgquery config
 FUZZ_BUILD         := build/fuzz
 FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -790,7 +790,7 @@ def run(st, ng, args):
     # sink's skipped backlog), a load the later stages share.
     b.idle()
     st.wait_sim_quiet(60)
-    req_s, mr, send_s, sends = b.mail(T, 10 if smoke else 25)
+    req_s, mr, send_s, sends = b.mail(T, 6 if smoke else 25)
     b.add("POST /v3/mail/send, req/s", req_s, "req/s", target=">= 5,000 req/s", met=req_s >= 5000)
     b.add("sender sends/s to the simulator", send_s, "sends/s")
     if mr["bad"]:
