@@ -173,9 +173,8 @@ decode(const struct jscan_value *v)
 static int
 keep_member(json_t *obj, const struct jscan_value *k, const struct jscan_value *v)
 {
-	json_t *decoded = NULL, *value;
+	json_t *value;
 	char name[64];
-	int rc;
 
 	if (!k->escaped) {
 		if (!wanted(k->start + 1, k->len - 2))
@@ -184,7 +183,9 @@ keep_member(json_t *obj, const struct jscan_value *k, const struct jscan_value *
 		name[k->len - 2] = '\0';
 	} else {
 		/* A key spelt with escapes ("sg\u005fevent_id") is rare: jansson decodes it. */
-		if ((decoded = decode(k)) == NULL)
+		json_t *decoded = decode(k);
+
+		if (decoded == NULL)
 			return -1;
 		if (!wanted(json_string_value(decoded), json_string_length(decoded))) {
 			json_decref(decoded);
@@ -195,9 +196,8 @@ keep_member(json_t *obj, const struct jscan_value *k, const struct jscan_value *
 	}
 	if ((value = decode(v)) == NULL)
 		return -1;
-	rc = json_object_set_new(obj, name,
-				 value); /* a repeated key: the last wins, as in jansson */
-	return rc;
+	/* A repeated key: the last one wins, as in jansson. */
+	return json_object_set_new(obj, name, value);
 }
 
 /*

@@ -371,9 +371,7 @@ worker_main(void *arg)
 		count_request(&r, pattern, metrics_now() - started);
 		log_debug("%s %s -> %d", r.method, r.path, r.status);
 		log_set_ctx(NULL);
-		free(r.body);
-		r.body = NULL;
-		FCGX_Finish_r(&r.fcgx);
+		FCGX_Finish_r(&r.fcgx); /* route() freed the body */
 	}
 	FCGX_Free(&r.fcgx, 1);
 	return NULL;
